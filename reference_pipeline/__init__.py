@@ -1,0 +1,1 @@
+"""The reference TReCS pipeline: Tag, Retrieve, Compose, Synthesize."""

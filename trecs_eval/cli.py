@@ -1,0 +1,66 @@
+"""The ``trecs-eval`` command line: parses arguments and calls one function; no logic here.
+
+Each subcommand lives in ``trecs_eval/commands/<name>.py`` and exposes
+``register(subparsers)``, which adds its parser and sets ``handler=<callable(args) -> int>``.
+Modules are discovered automatically, so adding a subcommand touches no shared file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from trecs_eval import __version__
+from trecs_eval.errors import TrecsEvalError
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trecs-eval",
+        description="Evaluate grounded text-to-image systems (TReCS and baselines) on Localized Narratives.",
+    )
+    parser.add_argument("--version", action="version", version=f"trecs-eval {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show details and tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs (CI)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import trecs_eval.commands as commands
+
+    for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"trecs_eval.commands.{module_info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO),
+        format="%(message)s",
+    )
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except TrecsEvalError as err:
+        if args.verbose:
+            raise
+        print(f"trecs-eval: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("trecs-eval: interrupted; finished work is on disk, re-run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The run directory's results: a versioned, NaN-safe JSON schema shared by the harness and reports.
+
+Run directory layout (written by ``trecs-eval run``; read by ``reports/``)::
+
+    RUN/config.toml            the resolved run config;  RUN/config.hash  its sha256
+    RUN/results.json           RunResults (this module)
+    RUN/samples.parquet        one row per (system, item_id): per-sample scores + metadata
+    RUN/images/{system}/{item_id}.png
+    RUN/canvases/{system}/{item_id}.png        (systems that return a canvas; uint8 label ids)
+    RUN/features/{system}.npz  item_ids + per-item features (inception_pool, inception_logits,
+                               clip_image), and RUN/features/reference.npz, for paired bootstrap
+    RUN/report/                report files
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trecs_eval.errors import InputError
+from trecs_eval.metrics.types import MetricResult
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.parquet"
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    """One evaluated system: registry name, display name, parameters and what happened to its items."""
+
+    name: str
+    generator: str
+    version: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    capabilities: dict[str, bool] = field(default_factory=dict)
+    n_items: int = 0
+    missing_items: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """Everything ``results.json`` holds. ``metrics`` carries one MetricResult per (system, metric)."""
+
+    run_id: str
+    created: str
+    config_hash: str
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    systems: tuple[SystemInfo, ...]
+    metrics: tuple[MetricResult, ...]
+    extractors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    seed: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    uncalibrated: bool = False
+    schema_version: int = SCHEMA_VERSION
+
+    def metric(self, system: str, name: str) -> MetricResult | None:
+        return next((m for m in self.metrics if m.system == system and m.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["systems"] = [asdict(s) for s in self.systems]
+        data["metrics"] = [m.to_dict() for m in self.metrics]
+        data["warnings"] = list(self.warnings)
+        return _nan_to_none(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResults:
+        data = dict(data)
+        data["systems"] = tuple(
+            SystemInfo(**{**s, "missing_items": tuple(s.get("missing_items", ())),
+                          "notes": tuple(s.get("notes", ()))})
+            for s in data["systems"]
+        )
+        data["metrics"] = tuple(MetricResult.from_dict(m) for m in data["metrics"])
+        data["warnings"] = tuple(data.get("warnings", ()))
+        return cls(**data)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def write_results(run_dir: Path, results: RunResults) -> Path:
+    """Write ``results.json`` atomically (temp file + rename): a crash never leaves half a file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RESULTS_FILE
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".results.", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(results.to_dict(), fh, indent=2, sort_keys=False, allow_nan=False)
+    os.replace(tmp, path)
+    return path
+
+
+def read_results(run_dir: Path) -> RunResults:
+    """Read a run directory's ``results.json``; a missing file or another schema version is an InputError."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise InputError("no results.json here: is this a run directory?", path=str(path),
+                         hint="pass the folder that `trecs-eval run` wrote")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"not valid JSON ({err.msg})", path=str(path), line=err.lineno) from None
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InputError(f"results schema version {version!r}, this trecs-eval reads {SCHEMA_VERSION}",
+                         path=str(path), field="schema_version")
+    try:
+        return RunResults.from_dict(data)
+    except (TypeError, KeyError) as err:
+        raise InputError(f"malformed results ({err})", path=str(path)) from None
