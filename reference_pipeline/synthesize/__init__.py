@@ -1,0 +1,1 @@
+"""Synthesizers: label canvas -> image (collage, spade, palette)."""
