@@ -9,22 +9,26 @@ same clock as the utterances).
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 
 import numpy as np
 
-_NON_WORD = re.compile(r"[^a-z0-9'<>]+")
+# ASCII punctuation except the apostrophe and <> (kept for ``<unk>``) separates words. Non-ASCII
+# marks stay inside words: the released TReCS words files spell ``women´s`` and ``¨stop¨``.
+_SEPARATOR = re.compile("[" + re.escape("".join(sorted(set(string.punctuation) - set("'<>")))) + "]+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Words as the released TReCS files spell them: lower-case, punctuation stripped.
+    """Words as the released TReCS files spell them: lower-case, ASCII punctuation stripped.
 
-    Apostrophes inside a word stay (``it's``), as in the TReCS files; ``<unk>`` is kept whole.
+    Apostrophes inside a word stay (``it's``), as in the TReCS files; ``<unk>`` is kept whole;
+    non-ASCII characters (``´``, ``¨``) are kept as the released files keep them.
     >>> tokenize("In this image, we can see a Dog's toy.")
     ['in', 'this', 'image', 'we', 'can', 'see', 'a', "dog's", 'toy']
     """
     words = []
-    for raw in _NON_WORD.sub(" ", text.lower()).split():
+    for raw in _SEPARATOR.sub(" ", text.lower()).split():
         word = raw if raw == "<unk>" else raw.replace("<", "").replace(">", "").strip("'")
         if word:
             words.append(word)
