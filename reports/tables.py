@@ -1,0 +1,266 @@
+"""One Table model, rendered to Markdown, LaTeX (booktabs), CSV and HTML.
+
+The default layout follows the TReCS paper's main comparison (rows: systems; columns: IS ↑,
+FID ↓, R-precision ↑), extended with KID, CLIPScore and label-canvas accuracy; any other metric
+in the run follows. Directions (↑/↓) and the bold best value per column come from each
+``MetricResult.higher_is_better``, never from a list here. Uncertainty is the 95 % CI, shown
+as ``value ± half-width`` (half-width = (ci_high - ci_low) / 2) or as ``value [low, high]``.
+
+Uncalibrated results (random weights) carry a ``†`` in every cell and a banner in every
+format (a ``calibration`` column in CSV), so they can never pass for real numbers. A failed
+metric shows ``failed``, a missing one ``n/a``: never a number.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports.load import LoadedRun, as_run
+
+# Paper order first (Koh et al. 2021, Table 1), then the extensions; unknown metrics follow.
+DEFAULT_COLUMN_ORDER = (
+    "is", "inception_score", "fid", "r_precision", "clip_r_precision", "kid", "clip_score",
+    "label_canvas_accuracy", "trace_canvas_accuracy",
+)
+DISPLAY_NAMES = {
+    "is": "IS", "inception_score": "IS", "fid": "FID", "kid": "KID", "r_precision": "R-precision",
+    "clip_r_precision": "CLIP R-precision", "clip_score": "CLIPScore", "clip_s": "CLIP-S",
+    "label_canvas_accuracy": "Label-canvas acc.", "trace_canvas_accuracy": "Trace-canvas acc.",
+}
+UNCALIBRATED_MARK = "†"
+UNCALIBRATED_BANNER = ("UNCALIBRATED: computed with random (untrained) weights; "
+                       "these numbers are not comparable to published results")
+CI_STYLES = ("pm", "interval", "none")
+
+
+def display_name(metric: str) -> str:
+    return DISPLAY_NAMES.get(metric, metric.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class Column:
+    """A metric column: its key in results.json, header text, direction and display precision."""
+
+    key: str
+    header: str
+    higher_is_better: bool | None
+    decimals: int
+
+    @property
+    def arrow(self) -> str:
+        return "" if self.higher_is_better is None else ("↑" if self.higher_is_better else "↓")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One value; ``status`` is ok | uncalibrated | failed | missing."""
+
+    value: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    status: str = "missing"
+
+    @property
+    def has_value(self) -> bool:
+        return self.status in ("ok", "uncalibrated") and math.isfinite(self.value)
+
+    @property
+    def has_ci(self) -> bool:
+        return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of labelled cells under metric columns, plus the calibration state of the whole table."""
+
+    title: str
+    columns: tuple[Column, ...]
+    row_labels: tuple[str, ...]
+    cells: tuple[tuple[Cell, ...], ...]
+    uncalibrated: bool = False
+    ci_style: str = "pm"
+    row_header: str = "System"
+
+    def __post_init__(self) -> None:
+        if self.ci_style not in CI_STYLES:
+            raise ValueError(f"ci_style must be one of {CI_STYLES}, got {self.ci_style!r}")
+        if len(self.cells) != len(self.row_labels) or any(len(r) != len(self.columns) for r in self.cells):
+            raise ValueError("cells must be len(row_labels) rows of len(columns) cells")
+
+    def best_rows(self, col: int) -> set[int]:
+        """Rows holding the best displayed value of column ``col`` (ties all win); none if undirected."""
+        column = self.columns[col]
+        if column.higher_is_better is None:
+            return set()
+        shown = {r: round(row[col].value, column.decimals) for r, row in enumerate(self.cells)
+                 if row[col].has_value}
+        if not shown:
+            return set()
+        best = max(shown.values()) if column.higher_is_better else min(shown.values())
+        return {r for r, v in shown.items() if v == best}
+
+    def _number(self, cell: Cell, column: Column) -> str:
+        value = f"{cell.value:.{column.decimals}f}"
+        if self.ci_style == "none" or not cell.has_ci:
+            return value
+        if self.ci_style == "pm":
+            return f"{value} ± {(cell.ci_high - cell.ci_low) / 2:.{column.decimals}f}"
+        return f"{value} [{cell.ci_low:.{column.decimals}f}, {cell.ci_high:.{column.decimals}f}]"
+
+    def text(self, row: int, col: int) -> str:
+        """Plain text of a cell (no emphasis): number, CI and the uncalibrated mark, or failed / n/a."""
+        cell = self.cells[row][col]
+        if cell.status == "failed":
+            return "failed"
+        if not cell.has_value:
+            return "n/a"
+        mark = UNCALIBRATED_MARK if (cell.status == "uncalibrated" or self.uncalibrated) else ""
+        return self._number(cell, self.columns[col]) + mark
+
+    def footnotes(self) -> list[str]:
+        notes = []
+        if self.ci_style != "none":
+            form = "value ± half-width" if self.ci_style == "pm" else "value [low, high]"
+            notes.append(f"Uncertainty: 95 % confidence interval, shown as {form}. Bold: best per column.")
+        if self.uncalibrated or any(c.status == "uncalibrated" for row in self.cells for c in row):
+            notes.append(f"{UNCALIBRATED_MARK} {UNCALIBRATED_BANNER}.")
+        return notes
+
+    def to_markdown(self) -> str:
+        lines = []
+        if self.uncalibrated:
+            lines += [f"> **{UNCALIBRATED_BANNER}**", ""]
+        lines += [f"**{self.title}**", ""]
+        headers = [self.row_header] + [f"{c.header} {c.arrow}".strip() for c in self.columns]
+        lines.append("| " + " | ".join(h.replace("|", "\\|") for h in headers) + " |")
+        lines.append("|" + "---|" + "".join("---:|" for _ in self.columns))
+        best = [self.best_rows(c) for c in range(len(self.columns))]
+        for r, label in enumerate(self.row_labels):
+            texts = [f"**{self.text(r, c)}**" if r in best[c] else self.text(r, c)
+                     for c in range(len(self.columns))]
+            lines.append("| " + " | ".join(t.replace("|", "\\|") for t in [label, *texts]) + " |")
+        lines += [""] + [f"{n}  " for n in self.footnotes()]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_latex(self) -> str:
+        best = [self.best_rows(c) for c in range(len(self.columns))]
+        caption = _latex_escape(self.title)
+        if self.uncalibrated:
+            caption = rf"\textbf{{{_latex_escape(UNCALIBRATED_BANNER)}.}} " + caption
+        lines = [f"% {UNCALIBRATED_BANNER}"] if self.uncalibrated else []
+        lines += [r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}",
+                  r"\begin{tabular}{l" + "r" * len(self.columns) + "}", r"\toprule"]
+        arrows = {"↑": r" $\uparrow$", "↓": r" $\downarrow$", "": ""}
+        headers = [_latex_escape(self.row_header)]
+        headers += [_latex_escape(c.header) + arrows[c.arrow] for c in self.columns]
+        lines += [" & ".join(headers) + r" \\", r"\midrule"]
+        for r, label in enumerate(self.row_labels):
+            texts = []
+            for c in range(len(self.columns)):
+                text = _latex_escape(self.text(r, c)).replace(" ± ", r" $\pm$ ")
+                text = text.replace(UNCALIBRATED_MARK, r"\textsuperscript{\dag}")
+                texts.append(rf"\textbf{{{text}}}" if r in best[c] else text)
+            lines.append(" & ".join([_latex_escape(label), *texts]) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        notes = [_latex_escape(n).replace(UNCALIBRATED_MARK, r"\dag{}").replace("±", r"$\pm$")
+                 for n in self.footnotes()]
+        if notes:
+            lines.append(r"\par\smallskip{\footnotesize " + r" \\ ".join(notes) + "}")
+        lines.append(r"\end{table}")
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        """Machine-readable: full-precision value, CI bounds and status per metric; a calibration column."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        header = [self.row_header.lower()]
+        for c in self.columns:
+            header += [c.key, f"{c.key}_ci_low", f"{c.key}_ci_high", f"{c.key}_status"]
+        writer.writerow([*header, "calibration"])
+        calibration = "UNCALIBRATED (random weights)" if self.uncalibrated else "calibrated"
+        for label, row in zip(self.row_labels, self.cells, strict=True):
+            values: list[str] = [label]
+            for cell in row:
+                values += [_csv_float(cell.value if cell.has_value else math.nan),
+                           _csv_float(cell.ci_low), _csv_float(cell.ci_high), cell.status]
+            writer.writerow([*values, calibration])
+        return buffer.getvalue()
+
+    def to_html(self) -> str:
+        """A ``<table>`` fragment (escaped), with the uncalibrated banner above it when needed."""
+        esc = html.escape
+        best = [self.best_rows(c) for c in range(len(self.columns))]
+        parts = []
+        if self.uncalibrated:
+            parts.append(f'<div class="banner uncalibrated">{esc(UNCALIBRATED_BANNER)}</div>')
+        parts.append(f'<table class="summary"><caption>{esc(self.title)}</caption><thead><tr>')
+        parts.append(f"<th>{esc(self.row_header)}</th>")
+        parts += [f'<th title="{esc(c.key)}">{esc(c.header)} {c.arrow}</th>' for c in self.columns]
+        parts.append("</tr></thead><tbody>")
+        for r, label in enumerate(self.row_labels):
+            parts.append(f"<tr><th>{esc(label)}</th>")
+            for c in range(len(self.columns)):
+                text = esc(self.text(r, c))
+                status = self.cells[r][c].status
+                parts.append(f'<td class="{status}">' + (f"<strong>{text}</strong>" if r in best[c] else text)
+                             + "</td>")
+            parts.append("</tr>")
+        parts.append("</tbody></table>")
+        parts += [f'<p class="note">{esc(n)}</p>' for n in self.footnotes()]
+        return "".join(parts)
+
+    def render(self, fmt: str) -> str:
+        renderers = {"md": self.to_markdown, "tex": self.to_latex, "csv": self.to_csv, "html": self.to_html}
+        return renderers[fmt]()
+
+
+def _csv_float(value: float) -> str:
+    return "" if not math.isfinite(value) else repr(float(value))
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def column_decimals(values: Sequence[float]) -> int:
+    """Decimals for a column from its largest magnitude: 1 from 100, 2 from 1, 3 from 0.1, else 4."""
+    finite = [abs(v) for v in values if math.isfinite(v)]
+    top = max(finite, default=0.0)
+    return 1 if top >= 100 else 2 if top >= 1 else 3 if top >= 0.1 else 4
+
+
+def ordered_metrics(names: Sequence[str]) -> list[str]:
+    """The paper's column order for known metrics, then the rest alphabetically."""
+    known = [m for m in DEFAULT_COLUMN_ORDER if m in names]
+    return known + sorted(m for m in names if m not in DEFAULT_COLUMN_ORDER)
+
+
+def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, ci_style: str = "pm") -> Table:
+    """The run's main table: one row per system, one column per metric (paper order first)."""
+    run = as_run(run)
+    names = list(metrics) if metrics is not None else ordered_metrics(run.metric_names)
+    columns, grid = [], [[] for _ in run.systems]
+    for name in names:
+        results = [run.metric(s, name) for s in run.systems]
+        declared = {m.higher_is_better for m in results if m is not None}
+        if len(declared) > 1:
+            raise ValueError(f"metric {name!r} declares both directions across systems")
+        cells = [Cell() if m is None else Cell(m.value, m.ci_low, m.ci_high, m.status) for m in results]
+        decimals = column_decimals([c.value for c in cells if c.has_value])
+        columns.append(Column(name, display_name(name), declared.pop() if declared else None, decimals))
+        for row, cell in zip(grid, cells, strict=True):
+            row.append(cell)
+    dataset = run.results.dataset.get("name") or run.results.dataset.get("split") or ""
+    title = f"Run {run.results.run_id}" + (f" on {dataset}" if dataset else "")
+    return Table(title, tuple(columns), tuple(run.systems), tuple(tuple(r) for r in grid),
+                 uncalibrated=run.uncalibrated, ci_style=ci_style)
