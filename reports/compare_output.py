@@ -1,0 +1,77 @@
+"""Render a regression-gate Comparison as Markdown, JSON or JUnit XML (one test case per metric)."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+
+from reports.compare import NOT_COMPARED, WORSE, Comparison, MetricComparison
+from reports.tables import display_name
+
+COMPARE_FORMATS = ("md", "json", "junit")
+
+
+def _num(value: float, digits: int = 4) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _row_text(r: MetricComparison) -> str:
+    if r.verdict == NOT_COMPARED:
+        return f"not compared: {r.reason}"
+    return (f"delta {_num(r.delta)} (95% CI [{_num(r.ci_low)}, {_num(r.ci_high)}], p={_num(r.p_value, 3)}), "
+            f"A={_num(r.value_a)} B={_num(r.value_b)}, n={r.n}: {r.verdict}")
+
+
+def to_markdown(c: Comparison) -> str:
+    status = "FAIL: regression" if c.exit_code else "PASS: no regression beyond thresholds"
+    lines = [f"**Regression gate: {status}**", "", f"A = `{c.run_a}`  ", f"B = `{c.run_b}`  ",
+             f"delta = B − A; paired bootstrap, {c.n_resamples} resamples, seed {c.seed}, "
+             f"{100 * (1 - c.alpha):g} % CI", ""]
+    lines += [f"> warning: {w}" for w in c.warnings] + ([""] if c.warnings else [])
+    lines.append("| System | Metric | A | B | Δ (B−A) | 95 % CI | p | Verdict | Threshold | Gate |")
+    lines.append("|---|---|---:|---:|---:|---|---:|---|---:|---|")
+    for r in c.rows:
+        arrow = "↑" if r.higher_is_better else "↓"
+        gate = "**FAIL**" if r.regression else ("skipped" if r.verdict == NOT_COMPARED else "pass")
+        verdict = r.verdict if r.verdict != NOT_COMPARED else f"not compared ({r.reason})"
+        if r.verdict == WORSE:
+            verdict = f"**{verdict}**"
+        lines.append(f"| {r.system} | {display_name(r.metric)} {arrow} | {_num(r.value_a)} "
+                     f"| {_num(r.value_b)} | {_num(r.delta)} | [{_num(r.ci_low)}, {_num(r.ci_high)}] "
+                     f"| {_num(r.p_value, 3)} "
+                     f"| {verdict.replace('|', '/')} | {_num(r.threshold)} | {gate} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(c: Comparison) -> str:
+    return json.dumps(c.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+def to_junit(c: Comparison) -> str:
+    """JUnit XML: a testsuite of one testcase per (system, metric); regressions are failures."""
+    suite = ET.Element("testsuite", name="trecs-eval compare", tests=str(len(c.rows)),
+                       failures=str(len(c.regressions)),
+                       skipped=str(sum(r.verdict == NOT_COMPARED for r in c.rows)))
+    props = ET.SubElement(suite, "properties")
+    for key, value in (("run_a", c.run_a), ("run_b", c.run_b), ("seed", c.seed),
+                       ("n_resamples", c.n_resamples), ("alpha", c.alpha)):
+        ET.SubElement(props, "property", name=key, value=str(value))
+    for r in c.rows:
+        case = ET.SubElement(suite, "testcase", classname=f"trecs_eval.{r.system}", name=r.metric)
+        if r.regression:
+            failure = ET.SubElement(case, "failure", type="regression",
+                                    message=f"{r.metric} worse beyond threshold {r.threshold:g}")
+            failure.text = _row_text(r)
+        elif r.verdict == NOT_COMPARED:
+            ET.SubElement(case, "skipped", message=r.reason)
+        else:
+            ET.SubElement(case, "system-out").text = _row_text(r)
+    if c.warnings:
+        ET.SubElement(suite, "system-err").text = "\n".join(c.warnings)
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def render(c: Comparison, fmt: str) -> str:
+    return {"md": to_markdown, "json": to_json, "junit": to_junit}[fmt](c)
