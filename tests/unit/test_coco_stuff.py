@@ -104,6 +104,7 @@ def test_masks_to_coco_round_trip_through_reader(tmp_path):
         assert len(np.unique(maps.instances[inst == k])) == 1
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_polygons_match_pycocotools_and_things_paint_over_stuff(tmp_path):
     polygon = [10, 10, 30, 10, 30, 25, 10, 25]  # x, y pairs
     doc = {

@@ -197,3 +197,18 @@ def write_sequence_labels(
         os.replace(tmp, path)
         out[kind] = path
     return out
+
+
+def read_sequence_labels_at(location: str | os.PathLike[str], **kwargs: object) -> SequenceLabels:
+    """Read from a prefix ``root/{split}`` (e.g. ``labels/val_coco``) or a folder with one split.
+
+    Keyword arguments go to :func:`read_sequence_labels`.
+    """
+    p = Path(location)
+    if p.is_dir():
+        splits = list_splits(p)
+        if len(splits) != 1:
+            raise InputError(f"expected one split in this folder, found {splits or 'none'}", str(p),
+                             hint="pass a prefix such as DIR/val_coco")
+        return read_sequence_labels(p, splits[0], **kwargs)  # type: ignore[arg-type]
+    return read_sequence_labels(p.parent, p.name, **kwargs)  # type: ignore[arg-type]
