@@ -1,0 +1,212 @@
+"""The resumable generation runner: one system over the evaluation set, in batches.
+
+For each item it writes (all atomically: a temp file in the same folder, then ``os.replace``)::
+
+    RUN/canvases/{system}/{item_id}.png            uint8 COCO-Stuff label ids (if returned)
+    RUN/canvases/{system}/{item_id}.instances.png  uint16 instance ids (if returned)
+    RUN/images/{system}/{item_id}.png              RGB uint8 (written last: it marks the item done)
+    RUN/provenance/{system}.jsonl                  one line per generated item, appended + fsynced
+
+An item whose image exists is never generated again, so a run killed at any point (Ctrl-C,
+``kill -9``) continues where it stopped. Randomness is per item (:func:`item_seed`), so the
+images do not depend on how the items were batched or where a run was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from trecs_eval.data.evalset import EvalItem
+from trecs_eval.errors import TrecsEvalError
+from trecs_eval.generation.protocol import Generation, Generator, item_seed
+
+log = logging.getLogger(__name__)
+
+IMAGES_DIR, CANVASES_DIR, PROVENANCE_DIR = "images", "canvases", "provenance"
+
+
+def image_path(run_dir: Path, system: str, item_id: str) -> Path:
+    return run_dir / IMAGES_DIR / system / f"{item_id}.png"
+
+
+def canvas_path(run_dir: Path, system: str, item_id: str) -> Path:
+    return run_dir / CANVASES_DIR / system / f"{item_id}.png"
+
+
+def instances_path(run_dir: Path, system: str, item_id: str) -> Path:
+    return run_dir / CANVASES_DIR / system / f"{item_id}.instances.png"
+
+
+def provenance_path(run_dir: Path, system: str) -> Path:
+    return run_dir / PROVENANCE_DIR / f"{system}.jsonl"
+
+
+@dataclass(frozen=True)
+class ItemCheck:
+    """A generator's answer to "which of these items can you produce?" (optional hook
+    ``check_items(items) -> ItemCheck``, e.g. a folder of precomputed images). ``missing`` lists
+    item ids it cannot produce; ``notes`` say why (unreadable, wrong size, extra files)."""
+
+    missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SystemOutput:
+    """What exists on disk for one system after :func:`generate_system`.
+
+    ``images``/``canvases`` map item id -> absolute path; ``generated`` counts the items made by
+    this call, ``reused`` those found on disk; ``seconds`` is this call's generation time.
+    """
+
+    system: str
+    images: dict[str, Path]
+    canvases: dict[str, Path]
+    generated: int
+    reused: int
+    seconds: float
+
+
+def generate_system(
+    run_dir: Path,
+    system: str,
+    generator: Generator,
+    items: Sequence[EvalItem],
+    *,
+    seed: int,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> SystemOutput:
+    """Generate every item of ``items`` that has no image yet, ``batch_size`` items per call.
+
+    The seed passed to ``generator.generate`` is the run seed; generators derive per-item seeds
+    with :func:`item_seed`, which the provenance also records.
+    """
+    if batch_size < 1:
+        raise TrecsEvalError(f"batch_size must be at least 1, got {batch_size}")
+    for folder in (run_dir / IMAGES_DIR / system, run_dir / CANVASES_DIR / system, run_dir / PROVENANCE_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temp_files(folder)
+    todo = [item for item in items if not image_path(run_dir, system, item.item_id).is_file()]
+    reused = len(items) - len(todo)
+    log.info("%s: %d of %d images on disk, generating %d", system, reused, len(items), len(todo))
+    started = time.perf_counter()
+    with tqdm(total=len(items), initial=reused, desc=f"generate {system}", unit="img",
+              disable=not progress, leave=False) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            batch_started = time.perf_counter()
+            generations = generator.generate(batch, seed)
+            _check_batch(system, generator, batch, generations)
+            per_item = (time.perf_counter() - batch_started) / len(batch)
+            for item, generation in zip(batch, generations, strict=True):
+                _write_item(run_dir, system, item.item_id, generation)
+                _append_provenance(run_dir, system, generator, item.item_id, seed, per_item)
+            bar.update(len(batch))
+    return _collect(run_dir, system, items, len(todo), reused, time.perf_counter() - started)
+
+
+def _collect(run_dir: Path, system: str, items: Sequence[EvalItem], generated: int, reused: int,
+             seconds: float) -> SystemOutput:
+    images = {it.item_id: image_path(run_dir, system, it.item_id) for it in items}
+    canvases = {it.item_id: p for it in items if (p := canvas_path(run_dir, system, it.item_id)).is_file()}
+    return SystemOutput(system, images, canvases, generated, reused, seconds)
+
+
+def _check_batch(system: str, generator: Generator, batch: Sequence[EvalItem],
+                 generations: Sequence[Generation]) -> None:
+    """Fail loudly on malformed generator output, naming the system and the item."""
+    if len(generations) != len(batch):
+        raise TrecsEvalError(f"system {system!r} returned {len(generations)} generations for a batch of "
+                             f"{len(batch)} items")
+    wants_canvas = generator.capabilities.returns_canvas
+    for item, gen in zip(batch, generations, strict=True):
+        where = f"system {system!r}, item {item.item_id}"
+        image = gen.image
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                and image.shape[2] == 3):
+            shape = getattr(image, "shape", None)
+            raise TrecsEvalError(f"{where}: image must be an H×W×3 uint8 array, got "
+                                 f"{type(image).__name__} {shape} {getattr(image, 'dtype', '')}")
+        if wants_canvas and gen.canvas is None:
+            raise TrecsEvalError(f"{where}: declares returns_canvas but returned no canvas")
+        if gen.canvas is not None and (gen.canvas.dtype != np.uint8 or gen.canvas.ndim != 2):
+            raise TrecsEvalError(f"{where}: canvas must be an H×W uint8 label map, got "
+                                 f"{gen.canvas.dtype} {gen.canvas.shape}")
+        if gen.instances is not None and (gen.instances.ndim != 2 or gen.instances.min(initial=0) < 0
+                                          or gen.instances.max(initial=0) > np.iinfo(np.uint16).max):
+            raise TrecsEvalError(f"{where}: instances must be an H×W map of ids in [0, 65535]")
+
+
+def _write_item(run_dir: Path, system: str, item_id: str, generation: Generation) -> None:
+    # canvases first, the image last: an existing image means the whole item is on disk
+    if generation.canvas is not None:
+        write_png_atomic(canvas_path(run_dir, system, item_id), generation.canvas)
+    if generation.instances is not None:
+        write_png_atomic(instances_path(run_dir, system, item_id), generation.instances.astype(np.uint16))
+    write_png_atomic(image_path(run_dir, system, item_id), generation.image)
+
+
+def write_png_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as PNG via a temp file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            Image.fromarray(np.ascontiguousarray(array)).save(fh, format="PNG")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _append_provenance(run_dir: Path, system: str, generator: Generator, item_id: str, seed: int,
+                       seconds: float) -> None:
+    record = {
+        "item_id": item_id,
+        "system": system,
+        "generator": getattr(generator, "name", type(generator).__name__),
+        "version": getattr(generator, "version", ""),
+        "seed": seed,
+        "item_seed": item_seed(seed, item_id),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 6),
+    }
+    with open(provenance_path(run_dir, system), "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_provenance(run_dir: Path, system: str) -> list[dict[str, Any]]:
+    """The provenance records of ``system``; a torn last line (killed mid-write) is skipped."""
+    path = provenance_path(run_dir, system)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s: skipping a torn provenance line (a run was killed while writing it)", path)
+    return records
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Temp files left by a killed run are incomplete by definition: remove them."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
