@@ -1,0 +1,161 @@
+"""Downloads against a local HTTP server on 127.0.0.1 (never the internet): resume, checksums, unzip."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from trecs_eval.data.download import (
+    MANIFEST_NAME,
+    SOURCES,
+    ConnectionLostError,
+    DownloadError,
+    download,
+    download_file,
+)
+from trecs_eval.errors import UnknownNameError
+
+
+class FileServer:
+    """Serves ``files`` (path -> bytes) with Range support; can cut or ignore Range on demand."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.cut_after: dict[str, int] = {}  # path -> send this many bytes once, then close
+        self.ignore_range = False
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start, status = 0, 200
+                rng = self.headers.get("Range")
+                if rng and not server.ignore_range:
+                    start, status = int(rng.removeprefix("bytes=").rstrip("-")), 206
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body) - start))
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.end_headers()
+                cut = server.cut_after.pop(self.path, None)
+                self.wfile.write(body[start:] if cut is None else body[start:start + cut])
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = FileServer()
+    yield srv
+    srv.close()
+
+
+PAYLOAD = bytes(range(256)) * 4000  # 1 MB, not a multiple of the chunk size
+
+
+def test_cut_connection_leaves_part_and_rerun_resumes(server, tmp_path):
+    server.files["/annotations/coco_val_localized_narratives.jsonl"] = PAYLOAD
+    server.cut_after["/annotations/coco_val_localized_narratives.jsonl"] = 300_001
+    with pytest.raises(ConnectionLostError, match="resume"):
+        download("ln-coco-val", tmp_path, base_url=server.url + "/annotations", retries=0,
+                 progress=False)
+    part = tmp_path / "localized_narratives" / "coco_val_localized_narratives.jsonl.part"
+    assert part.stat().st_size == 300_001
+    (dest,) = download("ln-coco-val", tmp_path, base_url=server.url + "/annotations", progress=False)
+    assert dest.read_bytes() == PAYLOAD and not part.exists()
+    assert server.requests[-1][1] == "bytes=300001-"  # resumed, not restarted
+    entry = json.loads((tmp_path / MANIFEST_NAME).read_text())["files"][
+        "localized_narratives/coco_val_localized_narratives.jsonl"]
+    assert entry["sha256"] == hashlib.sha256(PAYLOAD).hexdigest() and entry["bytes"] == len(PAYLOAD)
+    # a second run finds it in the manifest and makes no request
+    n_requests = len(server.requests)
+    download("ln-coco-val", tmp_path, base_url=server.url + "/annotations", progress=False)
+    assert len(server.requests) == n_requests
+
+
+def test_automatic_retry_resumes(server, tmp_path):
+    server.files["/f.bin"] = PAYLOAD
+    server.cut_after["/f.bin"] = 12345
+    digest = download_file(server.url + "/f.bin", tmp_path / "f.bin", retries=1, progress=False,
+                           sleep=lambda s: None)
+    assert digest == hashlib.sha256(PAYLOAD).hexdigest()
+    assert [r[1] for r in server.requests] == [None, "bytes=12345-"]
+
+
+def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    server.files["/f.bin"] = PAYLOAD
+    (tmp_path / "f.bin.part").write_bytes(b"stale bytes")
+    server.ignore_range = True
+    download_file(server.url + "/f.bin", tmp_path / "f.bin", progress=False)
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+
+
+def test_pinned_checksums_of_the_real_trecs_files(server, tmp_path, sequence_labels_dir):
+    source = SOURCES["trecs-labels"]
+    for remote in source.files:
+        server.files[f"/{remote.remote_path}"] = (sequence_labels_dir / remote.name).read_bytes()
+    paths = download("trecs-labels", tmp_path, base_url=server.url, progress=False)
+    assert [p.name for p in paths] == [r.name for r in source.files]
+    # a mirror with a different file is refused and leaves nothing behind
+    server.files["/sequence_labels/val_oi.ids.txt"] = b"tampered\n"
+    with pytest.raises(DownloadError, match="does not match the pinned"):
+        download("trecs-labels", tmp_path / "again", base_url=server.url, progress=False)
+    assert not list((tmp_path / "again" / "trecs_sequence_labels").glob("val_oi.ids.txt*"))
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_is_unpacked_with_prefix_filter_and_escapes_refused(server, tmp_path, monkeypatch):
+    server.files["/stuffthingmaps_trainval2017.zip"] = _zip(
+        {"val2017/000000000139.png": b"v", "train2017/000000000009.png": b"t"})
+    monkeypatch.setenv("TRECS_EVAL_DOWNLOAD_BASE_URL", server.url)  # the env override
+    download("coco-stuff-val2017", tmp_path, progress=False)
+    assert (tmp_path / "coco_stuff" / "val2017" / "000000000139.png").read_bytes() == b"v"
+    assert not (tmp_path / "coco_stuff" / "train2017").exists()
+    server.files["/val2017.zip"] = _zip({"../evil.jpg": b"x"})
+    with pytest.raises(DownloadError, match="escapes"):
+        download("coco-val2017", tmp_path, progress=False)
+    assert not (tmp_path / "evil.jpg").exists()
+
+
+def test_http_errors_and_unknown_names(server, tmp_path):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download("ln-openimages-val", tmp_path, base_url=server.url, progress=False)
+    with pytest.raises(UnknownNameError, match="did you mean 'ln-coco-val'"):
+        download("ln-coco-vall", tmp_path)
+
+
+def test_official_urls_are_the_public_ones():
+    assert SOURCES["ln-coco-val"].base_url == (
+        "https://storage.googleapis.com/localized-narratives/annotations")
+    assert SOURCES["coco-val2017"].base_url == "http://images.cocodataset.org/zips"
+    assert SOURCES["coco-stuff-val2017"].files[0].name == "stuffthingmaps_trainval2017.zip"
+    assert "google-research/trecs_image_generation" in SOURCES["trecs-labels"].base_url
