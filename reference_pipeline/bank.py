@@ -1,0 +1,243 @@
+"""Mask bank: per image its COCO-Stuff label bag and its masks, built from COCO-format annotations.
+
+The bank is what TReCS retrieves from (Koh et al. 2021, sec. 3.2): for each training image the
+set of labels it contains (for text retrieval) and one binary mask per annotation (for
+composition). It is built once from a COCO-format annotation JSON (COCO-Stuff train/val, or
+toyworld's ``annotations.json``) and an image folder, and stored compactly as one
+``bank.json`` index holding, per image, its file, size and label bag, and per mask its label,
+bbox and a compressed COCO RLE string (pycocotools' byte-string form, ~tens of bytes per mask).
+Images are not copied: the index records their absolute folder.
+
+Category ids: a category whose ``name`` is a COCO-Stuff label name (``"sky-other"``, spaces
+allowed for hyphens) maps to that label's id; otherwise its ``id`` must already be a COCO-Stuff
+id in 1..182. Annotations of the unlabeled ids (0, 183/255) are dropped.
+
+>>> bank = build_bank("annotations.json", "images/", "bank/")   # doctest: +SKIP
+>>> bank.labels_of(0)                                            # doctest: +SKIP
+(7, 149, 157)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from trecs_eval.data.coco_stuff import ID_TO_NAME, NAME_TO_ID
+from trecs_eval.errors import InputError, TrecsEvalError
+
+BANK_FORMAT_VERSION = 1
+INDEX_NAME = "bank.json"
+
+
+@dataclass(frozen=True)
+class BankMask:
+    """One mask of one bank image. ``bbox`` is (x0, y0, width, height) in the image's pixels."""
+
+    image_index: int
+    label: int
+    bbox: tuple[int, int, int, int]
+    area: int
+    rle: str
+
+
+@dataclass(frozen=True)
+class BankImage:
+    """One bank image: its file, size (pixels) and the indices of its masks in :attr:`MaskBank.masks`."""
+
+    image_id: str
+    file_name: str
+    width: int
+    height: int
+    mask_indices: tuple[int, ...]
+
+
+class MaskBank:
+    """Images, their label bags and masks; masks are decoded lazily and cached per canvas size."""
+
+    def __init__(self, images: Sequence[BankImage], masks: Sequence[BankMask], images_dir: Path,
+                 source_sha256: str = "") -> None:
+        self.images = tuple(images)
+        self.masks = tuple(masks)
+        self.images_dir = Path(images_dir)
+        self.source_sha256 = source_sha256
+        self._decoded: dict[tuple[int, int, int], np.ndarray] = {}
+        self._label_bags = tuple(
+            tuple(sorted({self.masks[m].label for m in img.mask_indices})) for img in self.images
+        )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def labels_of(self, image_index: int) -> tuple[int, ...]:
+        """Sorted distinct COCO-Stuff ids present in a bank image (its label bag)."""
+        return self._label_bags[image_index]
+
+    def image_path(self, image_index: int) -> Path:
+        return self.images_dir / self.images[image_index].file_name
+
+    def masks_with_label(self, image_index: int, label: int) -> list[int]:
+        """Indices (into :attr:`masks`) of an image's masks with a given label, in index order."""
+        return [m for m in self.images[image_index].mask_indices if self.masks[m].label == label]
+
+    def mask(self, mask_index: int, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The mask as an H×W bool array, at the image's size or resized (nearest) to ``size=(H, W)``."""
+        info = self.masks[mask_index]
+        img = self.images[info.image_index]
+        height, width = size if size is not None else (img.height, img.width)
+        key = (mask_index, height, width)
+        cached = self._decoded.get(key)
+        if cached is None:
+            rle = {"size": [img.height, img.width], "counts": info.rle.encode("ascii")}
+            with warnings.catch_warnings():
+                # pycocotools' decode trips numpy 2's __array__(copy=...) deprecation; harmless here.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                full = mask_utils.decode(rle).astype(bool)
+            cached = full if (height, width) == full.shape else _resize_nearest(full, height, width)
+            self._decoded[key] = cached
+        return cached
+
+    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Writes ``out_dir/bank.json`` atomically; returns its path."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        index = {
+            "format_version": BANK_FORMAT_VERSION,
+            "images_dir": str(self.images_dir.resolve()),
+            "source_sha256": self.source_sha256,
+            "images": [[i.image_id, i.file_name, i.width, i.height, list(i.mask_indices)]
+                       for i in self.images],
+            "masks": [[m.image_index, m.label, list(m.bbox), m.area, m.rle] for m in self.masks],
+        }
+        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(index, handle, separators=(",", ":"))
+        os.replace(tmp, out / INDEX_NAME)
+        return out / INDEX_NAME
+
+    @classmethod
+    def load(cls, bank_dir: str | os.PathLike[str]) -> MaskBank:
+        """Reads a bank written by :meth:`save` / :func:`build_bank`."""
+        path = Path(bank_dir) / INDEX_NAME
+        if not path.is_file():
+            raise TrecsEvalError(f"no mask bank at {bank_dir} ({INDEX_NAME} missing)",
+                                 hint="build one with `trecs-eval pipeline build-bank`")
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            if index.get("format_version") != BANK_FORMAT_VERSION:
+                found = index.get("format_version")
+                raise InputError(f"bank format {found!r}, expected {BANK_FORMAT_VERSION}", str(path),
+                                 field="format_version")
+            images = [BankImage(str(a), str(b), int(c), int(d), tuple(e))
+                      for a, b, c, d, e in index["images"]]
+            masks = [BankMask(int(a), int(b), tuple(c), int(d), str(e)) for a, b, c, d, e in index["masks"]]
+        except (KeyError, ValueError, TypeError) as err:
+            raise InputError(f"malformed mask bank index ({err})", str(path)) from err
+        return cls(images, masks, Path(index["images_dir"]), index.get("source_sha256", ""))
+
+
+def _resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize (pixel centres), as PIL's NEAREST does."""
+    src_h, src_w = mask.shape
+    rows = np.minimum(((np.arange(height) + 0.5) * src_h / height).astype(np.int64), src_h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * src_w / width).astype(np.int64), src_w - 1)
+    return mask[np.ix_(rows, cols)]
+
+
+def _category_map(categories: list[dict[str, Any]], path: str) -> dict[int, int]:
+    """COCO category id -> COCO-Stuff id (by name when the name is a label, else the id itself)."""
+    mapping = {}
+    for n, cat in enumerate(categories):
+        try:
+            cat_id = int(cat["id"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"category {n} has no integer id", path, field="categories.id") from err
+        name = str(cat.get("name", "")).strip().lower().replace(" ", "-")
+        if name in NAME_TO_ID:
+            mapping[cat_id] = NAME_TO_ID[name]
+        elif cat_id in ID_TO_NAME:
+            mapping[cat_id] = cat_id
+        elif cat_id not in (0, 183, 255):
+            raise InputError(f"category {cat_id} ({cat.get('name')!r}) is neither a COCO-Stuff name nor id "
+                             "1..182", path, field="categories")
+    return mapping
+
+
+def _encode_segmentation(segm: Any, height: int, width: int, path: str, ann_id: Any) -> dict[str, Any]:
+    """Any COCO segmentation (polygons, uncompressed or compressed RLE) -> one compressed RLE."""
+    try:
+        if isinstance(segm, list):
+            return mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
+        if isinstance(segm, dict) and isinstance(segm.get("counts"), list):
+            return mask_utils.frPyObjects(segm, height, width)
+        if isinstance(segm, dict) and isinstance(segm.get("counts"), str | bytes):
+            counts = segm["counts"]
+            counts = counts.encode("ascii") if isinstance(counts, str) else counts
+            return {"size": [height, width], "counts": counts}
+    except (TypeError, ValueError) as err:
+        raise InputError(f"annotation {ann_id}: unreadable segmentation ({err})", path,
+                         field="annotations.segmentation") from err
+    raise InputError(f"annotation {ann_id}: segmentation must be polygons or RLE", path,
+                     field="annotations.segmentation")
+
+
+def build_bank(annotations: str | os.PathLike[str], images_dir: str | os.PathLike[str],
+               out: str | os.PathLike[str] | None = None) -> MaskBank:
+    """Builds a :class:`MaskBank` from a COCO-format annotation JSON and saves it to ``out`` (if given).
+
+    Images without any usable mask are left out (they cannot give a mask or a label bag);
+    empty masks are dropped. Bank order is the JSON's image order.
+    """
+    path = Path(annotations)
+    raw = path.read_bytes() if path.is_file() else None
+    if raw is None:
+        raise InputError("annotation file not found", str(path))
+    try:
+        coco = json.loads(raw)
+        categories, coco_images, anns = coco["categories"], coco["images"], coco["annotations"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"not a COCO annotation JSON ({err})", str(path)) from err
+    cat_map = _category_map(categories, str(path))
+    by_image: dict[Any, list[dict[str, Any]]] = {}
+    for ann in anns:
+        if "image_id" not in ann or "category_id" not in ann or "segmentation" not in ann:
+            raise InputError(f"annotation {ann.get('id')!r} lacks image_id/category_id/segmentation",
+                             str(path), field="annotations")
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    images: list[BankImage] = []
+    masks: list[BankMask] = []
+    for n, img in enumerate(coco_images):
+        try:
+            img_id, file_name = img["id"], str(img["file_name"])
+            height, width = int(img["height"]), int(img["width"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"image {n} lacks id/file_name/height/width", str(path), field="images") from err
+        first = len(masks)
+        for ann in by_image.get(img_id, []):
+            label = cat_map.get(int(ann["category_id"]))
+            if label is None:
+                continue
+            rle = _encode_segmentation(ann["segmentation"], height, width, str(path), ann.get("id"))
+            area = int(mask_utils.area(rle))
+            if area == 0:
+                continue
+            x0, y0, w, h = (round(float(v)) for v in mask_utils.toBbox(rle))
+            masks.append(BankMask(len(images), label, (x0, y0, w, h), area, rle["counts"].decode("ascii")))
+        if len(masks) > first:
+            images.append(BankImage(str(img_id), file_name, width, height, tuple(range(first, len(masks)))))
+    if not images:
+        raise InputError("no image has a usable mask; the bank would be empty", str(path),
+                         field="annotations")
+    bank = MaskBank(images, masks, Path(images_dir).resolve(), hashlib.sha256(raw).hexdigest())
+    if out is not None:
+        bank.save(out)
+    return bank
