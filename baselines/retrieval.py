@@ -65,8 +65,9 @@ class TfidfIndex:
 
 
 class RetrievalGenerator:
-    """Params: ``narratives`` (LN JSONL) and ``images`` (folder of ``{image_id}.png|jpg``),
-    both defaulting to ``context.train_dir``; ``image_size``; ``exclude_same_image``."""
+    """Params: ``narratives`` (LN JSONL) and ``images`` (folder of ``{item_id}.png`` or
+    ``{image_id}.png|jpg``), both defaulting to ``context.train_dir``; ``image_size``;
+    ``exclude_same_image``."""
 
     name: ClassVar[str] = "retrieval"
     version: ClassVar[str] = "1"
@@ -80,7 +81,7 @@ class RetrievalGenerator:
         if not bank:
             raise ConfigError(f"retrieval: the caption bank {narratives_path} is empty")
         self.bank: list[Narrative] = bank
-        self.image_paths = [_bank_image(images_dir, n.image_id) for n in bank]
+        self.image_paths = [_bank_image(images_dir, n) for n in bank]
         self.index = TfidfIndex([n.words for n in bank])
         self.size: int = p["image_size"]
         self.exclude_same_image: bool = p["exclude_same_image"]
@@ -113,8 +114,10 @@ def _bank_paths(p: Mapping[str, Any], context: GeneratorContext) -> tuple[Path, 
     return narratives, images
 
 
-def _bank_image(images_dir: Path, image_id: str) -> Path:
-    path = find_image(images_dir, image_id)
+def _bank_image(images_dir: Path, narrative: Narrative) -> Path:
+    """``{item_id}.*`` (toyworld, flat naming) or else ``{image_id}.*``."""
+    path = find_image(images_dir, narrative.item_id) or find_image(images_dir, narrative.image_id)
     if path is None:
-        raise ConfigError(f"retrieval: no image for bank narrative of image {image_id!r} in {images_dir}")
+        raise ConfigError(f"retrieval: no image {narrative.item_id}.png or {narrative.image_id}.png|jpg "
+                          f"in {images_dir} for a bank narrative")
     return path

@@ -45,6 +45,7 @@ import tomli_w
 from trecs_eval.errors import ConfigError, suggest
 
 DATASET_KINDS = ("toyworld", "localized_narratives")
+IMAGE_NAMINGS = ("coco", "openimages", "flat")
 REFERENCE_KINDS = ("eval", "images", "stats")
 PREPROCESSING_MODES = ("tf1", "clean")
 TEXT_POLICIES = ("utterances", "truncate")
@@ -55,6 +56,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _NOT_HASHED = ("out_dir", "device")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "DatasetSpec.kind": DATASET_KINDS,
+    "DatasetSpec.naming": IMAGE_NAMINGS,
     "ReferenceSpec.kind": REFERENCE_KINDS,
     "ExtractorSpec.preprocessing": PREPROCESSING_MODES,
     "ExtractorSpec.text_policy": TEXT_POLICIES,
@@ -70,7 +72,8 @@ class DatasetSpec:
     ``kind = "toyworld"``: ``path`` is a toyworld folder, built by ``write_toyworld`` with ``n``,
     ``seed`` and ``image_size`` when it does not exist yet (default: ``OUT/data/toyworld``).
     ``kind = "localized_narratives"``: ``narratives`` is an LN JSONL file, ``images`` the image
-    root, ``sequence_labels`` an optional TReCS ``*.ids/words/tags`` prefix (gold tags),
+    root (file names by ``naming``: coco ``{image_id:012d}.jpg``, openimages ``{image_id}.jpg``,
+    flat ``{item_id}.png``), ``sequence_labels`` an optional TReCS ``*.ids/words/tags`` prefix (gold tags),
     ``segmentation`` optional gold label maps.
     ``subset`` is an optional file of item ids (one per line); ``limit`` keeps the first N items.
     ``train_dir`` is a toyworld-layout folder used as caption/mask bank and tagger training data.
@@ -83,6 +86,7 @@ class DatasetSpec:
     image_size: int = 256
     narratives: Path | None = None
     images: Path | None = None
+    naming: str = "coco"
     sequence_labels: Path | None = None
     segmentation: Path | None = None
     subset: Path | None = None
