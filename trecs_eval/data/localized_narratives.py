@@ -63,10 +63,10 @@ class SkippedLine:
     path: str
     line: int
     field: str | None
-    message: str
+    message: str  # the full InputError text, which starts with "path:line: field ..."
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        return self.message
 
 
 @dataclass
