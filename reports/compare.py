@@ -247,8 +247,8 @@ def _threshold_for(metric: str, higher_is_better: bool, thresholds: Mapping[str,
         direction = "higher" if higher_is_better else "lower"
         written = f"{metric}={'+' if given.sign > 0 else '-'}{given.magnitude:g}"
         raise ConfigError(f"threshold {written} points the wrong way: {direction} is better for {metric}, "
-                          f"so a regression is a "
-                          f"{'decrease' if higher_is_better else 'increase'}; write "
+                          f"so a regression is "
+                          f"{'a decrease' if higher_is_better else 'an increase'}; write "
                           f"{metric}={'-' if higher_is_better else '+'}{given.magnitude:g}")
     return given.magnitude
 

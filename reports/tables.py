@@ -94,12 +94,16 @@ class Table:
             raise ValueError("cells must be len(row_labels) rows of len(columns) cells")
 
     def best_rows(self, col: int) -> set[int]:
-        """Rows holding the best displayed value of column ``col`` (ties all win); none if undirected."""
+        """Rows holding the best displayed value of column ``col`` (ties all win); none if undirected.
+
+        Calibrated values compete among themselves; uncalibrated ones only when nothing else is there.
+        """
         column = self.columns[col]
         if column.higher_is_better is None:
             return set()
-        shown = {r: round(row[col].value, column.decimals) for r, row in enumerate(self.cells)
-                 if row[col].has_value}
+        candidates = [r for r, row in enumerate(self.cells) if row[col].has_value]
+        calibrated = [r for r in candidates if self.cells[r][col].status == "ok" and not self.uncalibrated]
+        shown = {r: round(self.cells[r][col].value, column.decimals) for r in (calibrated or candidates)}
         if not shown:
             return set()
         best = max(shown.values()) if column.higher_is_better else min(shown.values())
@@ -183,8 +187,9 @@ class Table:
         for c in self.columns:
             header += [c.key, f"{c.key}_ci_low", f"{c.key}_ci_high", f"{c.key}_status"]
         writer.writerow([*header, "calibration"])
-        calibration = "UNCALIBRATED (random weights)" if self.uncalibrated else "calibrated"
         for label, row in zip(self.row_labels, self.cells, strict=True):
+            uncalibrated = self.uncalibrated or any(c.status == "uncalibrated" for c in row)
+            calibration = "UNCALIBRATED (random weights)" if uncalibrated else "calibrated"
             values: list[str] = [label]
             for cell in row:
                 values += [_csv_float(cell.value if cell.has_value else math.nan),

@@ -1,0 +1,239 @@
+"""The self-contained HTML report of one run directory (inline CSS, images embedded as base64).
+
+Sections: summary table, one bar chart per metric with CI whiskers, per-label accuracy (when
+a metric's params carry ``per_label*`` data; otherwise the report says it is absent),
+per-sample score distributions, a seeded gallery (narrative with coloured utterances, the
+trace drawn over the reference image, each system's image and canvas with a label legend),
+best/worst items per system by CLIPScore and trace-canvas accuracy, and provenance.
+
+Narrative text is untrusted: it only reaches the page through Jinja2 autoescaping, and the
+page contains no script at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+from PIL import Image, ImageDraw
+
+from reports import plots
+from reports.load import LoadedRun, as_run
+from reports.tables import UNCALIBRATED_BANNER, display_name, ordered_metrics, summary_table
+from trecs_eval.data.coco_stuff import PALETTE, UNLABELED_IDS, colorize, label_name
+from trecs_eval.data.narratives import Narrative, align_utterances
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+THUMB_PX = 160
+TRACE_PX = 240
+GALLERY_SIZE = 8
+EXTREMES_K = 3
+LEGEND_MAX = 12
+# Utterance colours (matplotlib tab10): the same colour marks the words and the trace drawn while saying them.
+UTTERANCE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                     "#7f7f7f", "#bcbd22", "#17becf")
+EXTREME_COLUMNS = ("clip_score", "clip_s", "trace_canvas_accuracy", "label_canvas_accuracy")
+
+
+@dataclass
+class Picture:
+    """An embedded thumbnail (``uri``) or the reason there is none (``missing``)."""
+
+    uri: str = ""
+    missing: str = ""
+    legend: list[tuple[str, str]] = field(default_factory=list)  # (label name, hex colour)
+
+
+def _png_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def thumbnail(path: Path | None) -> Picture:
+    if path is None:
+        return Picture(missing="no image recorded")
+    if not path.is_file():
+        return Picture(missing=f"missing file: {path}")
+    with Image.open(path) as image:
+        picture = image.convert("RGB")
+    picture.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.BICUBIC)
+    return Picture(uri=_png_uri(picture))
+
+
+def canvas_picture(path: Path | None) -> Picture:
+    """Palette picture of a label-id canvas and a legend of its largest labels."""
+    if path is None:
+        return Picture(missing="no canvas")
+    if not path.is_file():
+        return Picture(missing=f"missing file: {path}")
+    with Image.open(path) as image:
+        ids = np.asarray(image)
+    if ids.ndim != 2:
+        return Picture(missing=f"not a label-id canvas (shape {ids.shape}): {path}")
+    picture = Image.fromarray(colorize(ids))
+    picture.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.NEAREST)  # never blend label colours
+    labels, counts = np.unique(ids, return_counts=True)
+    order = [int(labels[i]) for i in np.argsort(-counts) if int(labels[i]) not in UNLABELED_IDS]
+    legend = [(_safe_label(lab), _hex(PALETTE[lab])) for lab in order[:LEGEND_MAX]]
+    return Picture(uri=_png_uri(picture), legend=legend)
+
+
+def _hex(rgb: np.ndarray) -> str:
+    return "#" + "".join(f"{int(c):02x}" for c in rgb)
+
+
+def _safe_label(label: int) -> str:
+    try:
+        return label_name(label)
+    except KeyError:
+        return f"id {label}"
+
+
+def trace_picture(narrative: Narrative | None, reference: Path | None) -> Picture:
+    """The mouse trace over the reference image (grey square when there is none), one colour per utterance."""
+    if reference is not None and reference.is_file():
+        with Image.open(reference) as image:
+            base = image.convert("RGB")
+        # Fit (up or down) to a fixed box so the trace is drawn at a readable scale.
+        scale = TRACE_PX / max(base.size)
+        base = base.resize((max(1, round(base.width * scale)), max(1, round(base.height * scale))),
+                           Image.Resampling.BICUBIC)
+        note = ""
+    else:
+        base = Image.new("RGB", (TRACE_PX, TRACE_PX), (200, 200, 200))
+        note = "no reference image" if reference is None else f"missing file: {reference}"
+    if narrative is None:
+        return Picture(uri=_png_uri(base), missing="no narrative for this item")
+    draw = ImageDraw.Draw(base)
+    w, h = base.size
+    trace = np.clip(narrative.trace_array()[:, :2], 0.0, 1.0)
+    if len(trace) > 1:  # the whole trace in white first, so points outside every utterance still show
+        draw.line([(x * (w - 1), y * (h - 1)) for x, y in trace], fill=(255, 255, 255), width=1)
+    for i, utterance in enumerate(align_utterances(narrative)):
+        points = [(x * (w - 1), y * (h - 1)) for x, y in utterance.points]
+        if len(points) > 1:
+            draw.line(points, fill=UTTERANCE_COLOURS[i % len(UTTERANCE_COLOURS)], width=3)
+    return Picture(uri=_png_uri(base), missing=note)
+
+
+def narrative_segments(narrative: Narrative | None, fallback: str) -> list[tuple[str, str]]:
+    """(text, colour) per utterance; plain caption in black when there are no timed utterances."""
+    if narrative is None or not narrative.timed_caption:
+        return [(narrative.caption if narrative else fallback, "#000000")]
+    return [(u.utterance, UTTERANCE_COLOURS[i % len(UTTERANCE_COLOURS)])
+            for i, u in enumerate(narrative.timed_caption)]
+
+
+def _row_for(run: LoadedRun, system: str, item_id: str) -> pd.Series | None:
+    assert run.samples is not None
+    rows = run.samples[(run.samples["system"] == system) & (run.samples["item_id"] == item_id)]
+    return None if rows.empty else rows.iloc[0]
+
+
+def gallery(run: LoadedRun, size: int = GALLERY_SIZE, seed: int = 0) -> list[dict[str, object]]:
+    """``size`` items drawn without replacement by ``default_rng(seed)`` from the sorted item ids."""
+    if run.samples is None or run.samples.empty:
+        return []
+    items = sorted(run.samples["item_id"].unique())
+    chosen = sorted(np.random.default_rng(seed).choice(len(items), min(size, len(items)), replace=False))
+    entries = []
+    for index in chosen:
+        item_id = items[index]
+        rows = {s: _row_for(run, s, item_id) for s in run.systems}
+        first = next((r for r in rows.values() if r is not None), None)
+        narrative = run.narratives.get(item_id)
+        reference = run.resolve(first.get("reference_path")) if first is not None else None
+        caption = str(first.get("narrative", "")) if first is not None else ""
+        entries.append({
+            "item_id": item_id,
+            "segments": narrative_segments(narrative, caption),
+            "trace": trace_picture(narrative, reference),
+            "systems": [_system_cell(run, s, r) for s, r in rows.items()],
+        })
+    return entries
+
+
+def _system_cell(run: LoadedRun, system: str, row: pd.Series | None) -> dict[str, object]:
+    if row is None:
+        return {"name": system, "image": Picture(missing="no sample for this item"), "canvas": Picture()}
+    return {"name": system, "image": thumbnail(run.resolve(row.get("image_path"))),
+            "canvas": canvas_picture(run.resolve(row.get("canvas_path")))}
+
+
+def extremes(run: LoadedRun, k: int = EXTREMES_K) -> list[dict[str, object]]:
+    """Best and worst ``k`` items per system for each score in EXTREME_COLUMNS the run has."""
+    if run.samples is None:
+        return []
+    sections = []
+    for column in [c for c in EXTREME_COLUMNS if c in run.per_sample_columns]:
+        higher = _direction(run, column)
+        for system in run.systems:
+            rows = run.samples[run.samples["system"] == system].dropna(subset=[column])
+            ranked = rows.sort_values(column, ascending=not higher, kind="stable")
+            best = [_extreme_entry(run, r, column) for _, r in ranked.head(k).iterrows()]
+            worst = [_extreme_entry(run, r, column) for _, r in ranked.tail(k)[::-1].iterrows()]
+            sections.append({"column": display_name(column), "system": system, "best": best, "worst": worst,
+                             "higher_is_better": higher})
+    return sections
+
+
+def _direction(run: LoadedRun, column: str) -> bool:
+    try:
+        return run.metric_info(column).higher_is_better
+    except KeyError:
+        return True  # a score column with no declared metric: ranked high-to-low, stated in the template
+
+
+def _extreme_entry(run: LoadedRun, row: pd.Series, column: str) -> dict[str, object]:
+    text = str(row.get("narrative", ""))
+    return {"item_id": row["item_id"], "value": f"{float(row[column]):.4g}",
+            "image": thumbnail(run.resolve(row.get("image_path"))),
+            "text": text if len(text) <= 160 else text[:157] + "..."}
+
+
+def provenance(run: LoadedRun) -> dict[str, object]:
+    r = run.results
+    metrics = [{"system": m.system, "name": m.name, "n": m.n, "seed": m.seed, "status": m.status,
+                "extractor": m.extractor.get("name") or json.dumps(m.extractor, sort_keys=True),
+                "warnings": "; ".join(m.warnings)} for m in r.metrics]
+    return {"run_id": r.run_id, "created": r.created, "git_commit": r.git_commit or "unknown",
+            "config_hash": r.config_hash, "seed": r.seed, "schema_version": r.schema_version,
+            "config": json.dumps(r.config, indent=2, sort_keys=True, default=str),
+            "dataset": json.dumps(r.dataset, indent=2, sort_keys=True, default=str),
+            "extractors": json.dumps(r.extractors, indent=2, sort_keys=True, default=str),
+            "versions": r.versions, "timings": r.timings, "metrics": metrics, "warnings": list(r.warnings),
+            "systems": r.systems}
+
+
+def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> str:
+    """The whole report as one HTML string."""
+    run = as_run(run)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    per_label = plots.per_label_values(run)
+    return env.get_template("report.html.j2").render(
+        title=f"trecs-eval report: {run.results.run_id}",
+        uncalibrated=run.uncalibrated, banner=UNCALIBRATED_BANNER,
+        table_html=Markup(summary_table(run).to_html()),  # the Table renderer escapes every cell itself
+        bars=[(display_name(m), plots.metric_bars(run, m)) for m in ordered_metrics(run.metric_names)],
+        per_label=[(display_name(m), plots.per_label_chart(m, v)) for m, v in per_label.items()],
+        distributions=[(display_name(c), plots.distribution_chart(run, c)) for c in run.per_sample_columns],
+        gallery=gallery(run, gallery_size, seed), gallery_seed=seed, extremes=extremes(run),
+        provenance=provenance(run),
+    )
+
+
+def write_html(
+    run: LoadedRun | Path, out_path: Path, gallery_size: int = GALLERY_SIZE, seed: int = 0
+) -> Path:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(render_html(run, gallery_size, seed), encoding="utf-8")
+    return out_path

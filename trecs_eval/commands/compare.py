@@ -1,0 +1,55 @@
+"""``trecs-eval compare RUN_A RUN_B``: the regression gate (exit 1 on a significant regression)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trecs_eval.errors import ConfigError
+
+FORMATS = ("md", "json", "junit")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="regression gate: paired bootstrap of every metric, B - A",
+        description="Compare RUN_B against RUN_A over the items both share. Exit 0: no metric worsened "
+                    "significantly beyond its threshold; 1: at least one did; 2: bad input (different "
+                    "item sets or extractor identities unless --allow-mismatch).")
+    parser.add_argument("run_a", type=Path, help="baseline run directory")
+    parser.add_argument("run_b", type=Path, help="candidate run directory")
+    parser.add_argument("--thresholds", default="",
+                        help="allowed worsening per metric, e.g. fid=+1.0,clip_score=-0.5 (default 0)")
+    parser.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
+    parser.add_argument("--out", type=Path, help="write the output here (the Markdown summary still "
+                                                 "goes to stdout)")
+    parser.add_argument("--allow-mismatch", action="store_true",
+                        help="compare despite different item sets / extractor identities (shared items only)")
+    parser.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from reports.compare import compare_runs, parse_thresholds
+    from reports.compare_output import render
+
+    if args.n_resamples < 1:
+        raise ConfigError(f"--n-resamples must be >= 1, got {args.n_resamples}")
+    if not 0.0 < args.alpha < 1.0:
+        raise ConfigError(f"--alpha must lie in (0, 1), got {args.alpha}")
+    comparison = compare_runs(args.run_a, args.run_b, parse_thresholds(args.thresholds),
+                              n_resamples=args.n_resamples, seed=args.seed, alpha=args.alpha,
+                              allow_mismatch=args.allow_mismatch)
+    text = render(comparison, args.format)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        if args.format != "md":
+            sys.stdout.write(render(comparison, "md"))
+        print(f"wrote {args.out}", file=sys.stderr)
+    return comparison.exit_code
