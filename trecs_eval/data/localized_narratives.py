@@ -137,9 +137,13 @@ def _open_binary(path: Path) -> IO[bytes]:
 def _number(value: Any, where: str, path: str, line: int) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"expected a number, got {type(value).__name__}", path, line, where)
-    if not math.isfinite(value):
-        raise InputError(f"expected a finite number, got {value}", path, line, where)
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InputError(f"expected a finite number, got {str(value)[:20]}", path, line, where)
+    return number
 
 
 def _string(obj: dict[str, Any], key: str, path: str, line: int) -> str:
@@ -174,9 +178,30 @@ def _timed_caption(value: Any, path: str, line: int) -> tuple[TimedUtterance, ..
     return tuple(out)
 
 
+def _fast_segment(segment: Any) -> tuple[TracePoint, ...] | None:
+    """The segment's points if every point is a dict of finite int/float x, y, t; else None
+    (then the slow path finds and names the first bad field)."""
+    try:
+        values = [(p["x"], p["y"], p["t"]) for p in segment]
+    except (TypeError, KeyError):
+        return None
+    flat = [v for xyt in values for v in xyt]
+    # A finite sum proves every term finite (inf and nan propagate through a sum).
+    try:
+        if not all(type(v) is float or type(v) is int for v in flat) or not math.isfinite(sum(flat)):
+            return None
+        return tuple(TracePoint(float(x), float(y), float(t)) for x, y, t in values)
+    except OverflowError:  # an integer beyond float range
+        return None
+
+
 def _traces(value: Any, path: str, line: int) -> tuple[tuple[TracePoint, ...], ...]:
     segments = []
     for i, segment in enumerate(_list(value, "traces", path, line)):
+        fast = _fast_segment(segment) if isinstance(segment, list) else None
+        if fast is not None:
+            segments.append(fast)
+            continue
         points = []
         for j, point in enumerate(_list(segment, f"traces[{i}]", path, line)):
             where = f"traces[{i}][{j}]"
