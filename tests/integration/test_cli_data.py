@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from trecs_eval.cli import main
-from trecs_eval.data.evalset import load_toyworld
+from trecs_eval.data.coco_stuff import CocoAnnotations
+from trecs_eval.data.evalset import load_toyworld, read_gold_segmentation
 from trecs_eval.data.localized_narratives import read_narratives
 from trecs_eval.data.sequence_labels import read_sequence_labels
 
@@ -66,6 +69,12 @@ def test_toyworld_command_reads_back_through_the_readers(tmp_path, capsys):
     assert {n.dataset_id for n in narratives} == {"toyworld"}
     evalset = load_toyworld(out)
     assert not evalset.missing and all(i.gold_tags for i in evalset)
+    # the COCO-format annotations decode (pycocotools) to exactly the gold label maps
+    annotations = CocoAnnotations(out / "annotations.json")
+    assert len(annotations) == 4
+    for item in evalset:
+        maps = annotations.maps(int(item.narrative.image_id))
+        np.testing.assert_array_equal(maps.labels, read_gold_segmentation(item))
     capsys.readouterr()
     assert main(["data", "check", str(out)]) == 0
     report = capsys.readouterr().out
