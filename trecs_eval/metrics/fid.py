@@ -1,0 +1,204 @@
+"""Fréchet Inception Distance (Heusel et al. 2017), in float64.
+
+    FID = ||mu_1 - mu_2||^2 + tr(S_1) + tr(S_2) - 2 tr sqrt(S_1 S_2)
+
+with mu, S the mean and (ddof=1) covariance of the 2048-d pool features; unit: squared feature
+units, lower is better. ``tr sqrt(S_1 S_2)`` is the sum of square roots of the eigenvalues of
+the symmetric PSD matrix ``sqrt(S_1) S_2 sqrt(S_1)`` (two ``eigh`` calls, no ``sqrtm``); negative
+eigenvalues from round-off are clipped to 0 and counted. With features on both sides and
+``min(n_1, n_2) < d`` the exact identity
+
+    tr sqrt(S_1 S_2) = ||B_c A_c^T||_* / sqrt((n_1 - 1)(n_2 - 1))
+
+(nuclear norm of the product of the centred feature matrices) avoids every d x d matrix
+function. Example: two sets drawn from the same Gaussian give FID near 0; shifting one set's
+mean by ``v`` adds ``||v||^2``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from trecs_eval.errors import IdentityMismatchError, InputError, TrecsEvalError
+from trecs_eval.features.identity import ExtractorIdentity
+from trecs_eval.metrics.types import MetricInfo
+
+INFO = MetricInfo("fid", higher_is_better=False, unit="squared pool3 units",
+                  description="Fréchet Inception Distance (2048-d pool3, float64)")
+FULL_RANK_SAMPLES = 2048  # fewer samples than dimensions: singular covariance, biased FID
+NEGATIVE_EIGENVALUE_REL_TOL = 1e-8  # below -tol * largest eigenvalue it is not round-off
+NEGATIVE_FID_REL_TOL = 1e-9  # FID below -tol * (tr S1 + tr S2) is a bug, not round-off
+
+
+@dataclass(frozen=True)
+class GaussianStatistics:
+    """Mean (d,), covariance (d, d) (ddof=1), float64, and the sample count n."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+
+
+@dataclass(frozen=True)
+class FidInfo:
+    """How a FID value was computed and what was clipped."""
+
+    method: str  # "eigh" (from statistics) or "nuclear" (from features, n < d)
+    negative_eigenvalues: int
+    clamped_negative_fid: float  # the raw value when a tiny negative FID was set to 0, else 0.0
+    warnings: tuple[str, ...]
+
+
+def features_to_statistics(features: np.ndarray) -> GaussianStatistics:
+    """float64 mean and ddof=1 covariance of (n, d) features; n >= 2."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise TrecsEvalError(f"FID needs an (n, d) feature matrix with n >= 2, got shape {x.shape}")
+    return GaussianStatistics(x.mean(axis=0), np.cov(x, rowvar=False), int(x.shape[0]))
+
+
+def _clip_eigenvalues(values: np.ndarray, what: str) -> tuple[np.ndarray, int]:
+    """Clip round-off negatives to 0 and count them; a large negative means a non-PSD input."""
+    scale = max(float(np.max(np.abs(values), initial=0.0)), np.finfo(np.float64).tiny)
+    if values.size and values.min() < -NEGATIVE_EIGENVALUE_REL_TOL * scale:
+        raise TrecsEvalError(f"{what} has eigenvalue {values.min():.3g} (largest {scale:.3g}):"
+                             " not a covariance matrix")
+    negative = int(np.count_nonzero(values < 0))
+    return np.clip(values, 0.0, None), negative
+
+
+def sqrt_psd(sigma: np.ndarray) -> tuple[np.ndarray, int]:
+    """Symmetric square root of a PSD matrix by ``eigh``; returns it and the clipped count."""
+    values, vectors = np.linalg.eigh((sigma + sigma.T) / 2)
+    values, negative = _clip_eigenvalues(values, "covariance")
+    return (vectors * np.sqrt(values)) @ vectors.T, negative
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> tuple[float, int]:
+    """tr sqrt(S1 S2) = sum sqrt(eig(sqrt(S1) S2 sqrt(S1))); returns it and the clipped count."""
+    root1, negative1 = sqrt_psd(sigma1)
+    middle = root1 @ sigma2 @ root1
+    values, negative2 = _clip_eigenvalues(np.linalg.eigvalsh((middle + middle.T) / 2),
+                                          "sqrt(S1) S2 sqrt(S1)")
+    return float(np.sqrt(values).sum()), negative1 + negative2
+
+
+def _sample_warnings(n1: int, n2: int) -> list[str]:
+    small = min(n1, n2)
+    if small < FULL_RANK_SAMPLES:
+        return [f"FID from {small} < {FULL_RANK_SAMPLES} samples on one side: the covariance is"
+                " singular and FID is biased upwards; compare only at equal n"]
+    return []
+
+
+def _finish(mean_term: float, trace1: float, trace2: float, tr_sqrt: float, method: str,
+            negative: int, warnings: list[str]) -> tuple[float, FidInfo]:
+    value = mean_term + trace1 + trace2 - 2.0 * tr_sqrt
+    clamped = 0.0
+    if value < 0:
+        if value < -NEGATIVE_FID_REL_TOL * max(trace1 + trace2, 1.0):
+            raise TrecsEvalError(f"FID came out at {value:.6g} < 0 beyond round-off")
+        clamped, value = value, 0.0
+        warnings.append(f"FID {clamped:.3g} < 0 from round-off was clamped to 0")
+    if negative:
+        warnings.append(f"{negative} negative eigenvalues from round-off were clipped to 0")
+    if not np.isfinite(value):
+        raise TrecsEvalError(f"FID is not finite ({value}); features contain NaN or inf")
+    return float(value), FidInfo(method, negative, clamped, tuple(warnings))
+
+
+def statistics_to_fid(a: GaussianStatistics, b: GaussianStatistics) -> tuple[float, FidInfo]:
+    """FID between two Gaussians (see the module doc); warns when either n < 2048."""
+    if a.mu.shape != b.mu.shape or a.sigma.shape != b.sigma.shape:
+        raise TrecsEvalError(f"FID statistics differ in dimension: {a.mu.shape} vs {b.mu.shape}")
+    diff = np.asarray(a.mu, np.float64) - np.asarray(b.mu, np.float64)
+    tr_sqrt, negative = trace_sqrt_product(a.sigma, b.sigma)
+    return _finish(float(diff @ diff), float(np.trace(a.sigma)), float(np.trace(b.sigma)),
+                   tr_sqrt, "eigh", negative, _sample_warnings(a.n, b.n))
+
+
+def features_to_fid(features1: np.ndarray, features2: np.ndarray) -> tuple[float, FidInfo]:
+    """FID between two feature sets; the nuclear-norm identity when min(n1, n2) < d."""
+    x1, x2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1] or min(len(x1), len(x2)) < 2:
+        raise TrecsEvalError(f"FID needs two (n >= 2, d) feature matrices, got {x1.shape}, {x2.shape}")
+    (n1, d), n2 = x1.shape, len(x2)
+    if min(n1, n2) >= d:
+        return statistics_to_fid(features_to_statistics(x1), features_to_statistics(x2))
+    mu1, mu2 = x1.mean(axis=0), x2.mean(axis=0)
+    a, b = x1 - mu1, x2 - mu2
+    singular = np.linalg.svd(b @ a.T, compute_uv=False)
+    tr_sqrt = float(singular.sum()) / np.sqrt((n1 - 1) * (n2 - 1))
+    trace1 = float(np.einsum("ij,ij->", a, a)) / (n1 - 1)  # tr S = sum of squared centred entries
+    trace2 = float(np.einsum("ij,ij->", b, b)) / (n2 - 1)
+    diff = mu1 - mu2
+    return _finish(float(diff @ diff), trace1, trace2, tr_sqrt, "nuclear", 0,
+                   _sample_warnings(n1, n2))
+
+
+class FidAgainstReference:
+    """FID of many feature subsets against one fixed reference: the bootstrap's inner loop.
+
+    ``sqrt(S_ref)`` is computed once; for subset features with centred matrix A (n x d),
+    ``tr sqrt(S S_ref) = sum sqrt(eig(C C^T)) / sqrt(n - 1)`` with ``C = A sqrt(S_ref)``
+    (an n x n eigenproblem when n < d).
+    """
+
+    def __init__(self, reference: GaussianStatistics) -> None:
+        self.reference = reference
+        self.root, _ = sqrt_psd(reference.sigma)
+        self.trace_ref = float(np.trace(reference.sigma))
+
+    def __call__(self, features: np.ndarray) -> float:
+        x = np.asarray(features, np.float64)
+        n = len(x)
+        mu = x.mean(axis=0)
+        centred = (x - mu) @ self.root
+        small = centred @ centred.T if n < x.shape[1] else centred.T @ centred
+        values, negative = _clip_eigenvalues(np.linalg.eigvalsh(small), "subset covariance")
+        tr_sqrt = float(np.sqrt(values).sum()) / np.sqrt(n - 1)
+        trace = float(np.einsum("ij,ij->", x - mu, x - mu)) / (n - 1)
+        diff = mu - self.reference.mu
+        value, _ = _finish(float(diff @ diff), trace, self.trace_ref, tr_sqrt, "eigh", negative, [])
+        return value
+
+
+def save_statistics(path: str | os.PathLike[str], stats: GaussianStatistics,
+                    identity: ExtractorIdentity) -> None:
+    """Write mu, sigma, n and the extractor identity (JSON) to an .npz file."""
+    with open(path, "wb") as handle:  # a file handle keeps numpy from appending ".npz"
+        np.savez(handle, mu=stats.mu, sigma=stats.sigma, n=np.int64(stats.n),
+                 identity=np.array(identity.canonical_json()))
+
+
+def load_statistics(path: str | os.PathLike[str]) -> tuple[GaussianStatistics, ExtractorIdentity]:
+    """Read a file written by :func:`save_statistics`; a malformed file names the bad field."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read reference statistics ({err})", path=str(path)) from err
+    with data:
+        for name in ("mu", "sigma", "n", "identity"):
+            if name not in data.files:
+                raise InputError("missing array in reference statistics", path=str(path), field=name)
+        mu, sigma, n = data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data["n"])
+        try:
+            identity = ExtractorIdentity.from_dict(json.loads(str(data["identity"])))
+        except (ValueError, TypeError) as err:
+            raise InputError(f"bad extractor identity ({err})", path=str(path), field="identity") from err
+    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+        raise InputError(f"shapes mu {mu.shape}, sigma {sigma.shape} do not match", path=str(path),
+                         field="sigma")
+    return GaussianStatistics(mu, sigma, n), identity
+
+
+def check_identity(expected: ExtractorIdentity, found: ExtractorIdentity, source: str) -> None:
+    """IdentityMismatchError when saved statistics came from a different extractor."""
+    if expected.key() != found.key():
+        raise IdentityMismatchError(
+            f"{source} was made by a different extractor: " + "; ".join(found.differences(expected)),
+            hint="re-make it with `trecs-eval stats make` using the same weights and preprocessing")
