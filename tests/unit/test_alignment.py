@@ -89,3 +89,22 @@ def test_boundary_point_goes_to_both_neighbours():
     np.testing.assert_array_equal(a.points, [[0.5, 0.5]])
     np.testing.assert_array_equal(b.points, [[0.5, 0.5], [1.0, 0.0]])
     assert c.points.shape == (0, 2)
+
+
+def test_tokenize_gives_back_every_released_words_line(sequence_labels_dir):
+    # The released words files are already tokenized: tokenize must be the identity on them
+    # (keeps <unk>, it's, 's, 'stop', women´s, ¨stop¨).
+    for split in ("val_coco", "val_oi"):
+        text = (sequence_labels_dir / f"{split}.words.txt").read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines(), start=1):
+            assert tokenize(line) == line.split(), (split, number)
+
+
+@SETTINGS
+@given(st.text(max_size=60))
+def test_tokenize_is_idempotent_and_clean(text):
+    words = tokenize(text)
+    assert tokenize(" ".join(words)) == words
+    for w in words:
+        assert w == w.lower() and w.strip() == w and w.strip("'")
+        assert not any(c in w for c in ",.;:!?\"()[]{}-/") and ("<" not in w or w == "<unk>")

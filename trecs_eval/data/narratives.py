@@ -22,15 +22,18 @@ _SEPARATOR = re.compile("[" + re.escape("".join(sorted(set(string.punctuation) -
 def tokenize(text: str) -> list[str]:
     """Words as the released TReCS files spell them: lower-case, ASCII punctuation stripped.
 
-    Apostrophes inside a word stay (``it's``), as in the TReCS files; ``<unk>`` is kept whole;
-    non-ASCII characters (``´``, ``¨``) are kept as the released files keep them.
+    Apostrophes stay where they are (``it's``, ``'s``, ``'stop'`` all occur in the released
+    files); a token of apostrophes only is dropped; ``<unk>`` is kept whole; non-ASCII marks
+    (``´``, ``¨``) are kept as the released files keep them. Tokenizing a line of a released
+    words file gives back ``line.split()``.
+
     >>> tokenize("In this image, we can see a Dog's toy.")
     ['in', 'this', 'image', 'we', 'can', 'see', 'a', "dog's", 'toy']
     """
     words = []
     for raw in _SEPARATOR.sub(" ", text.lower()).split():
-        word = raw if raw == "<unk>" else raw.replace("<", "").replace(">", "").strip("'")
-        if word:
+        word = raw if raw == "<unk>" else raw.replace("<", "").replace(">", "")
+        if word.strip("'"):
             words.append(word)
     return words
 
