@@ -162,3 +162,13 @@ def test_writer_refuses_nan(tmp_path):
     with pytest.raises(ValueError):
         write_narratives_jsonl(tmp_path / "x.jsonl", [bad])
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_truncated_gzip_is_an_input_error_naming_the_line(tmp_path):
+    narratives = [Narrative("d", str(i), 1, "a caption " * 50) for i in range(200)]
+    whole = write_narratives_jsonl(tmp_path / "n.jsonl.gz", narratives).read_bytes()
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match="cannot read past this line") as info:
+        read_narratives(cut, on_error="skip")
+    assert info.value.path == str(cut) and info.value.line > 1

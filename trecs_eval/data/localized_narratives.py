@@ -292,13 +292,25 @@ def iter_narratives(
             yield from _iter_file(file, on_error, skipped, seen)
 
 
+def _lines(handle: IO[bytes], path: str) -> Iterator[bytes]:
+    """Lines of a (possibly gzip) file; a corrupt or truncated gzip stream is an InputError
+    naming the line it broke on (it cannot be skipped: nothing after it can be read)."""
+    number = 0
+    try:
+        for number, raw in enumerate(handle, start=1):  # noqa: B007 - used after the loop
+            yield raw
+    except (OSError, EOFError) as err:
+        raise InputError(f"cannot read past this line: {err}", path, number + 1,
+                         hint="the file may be truncated; download it again") from None
+
+
 def _iter_file(
     file: Path, on_error: OnError, skipped: list[SkippedLine] | None,
     seen: dict[str, tuple[str, int]],
 ) -> Iterator[Narrative]:
     path = str(file)
     with _open_binary(file) as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle, path), start=1):
             try:
                 narrative = _parse_line(raw, path, number)
                 if narrative is None:
