@@ -172,3 +172,20 @@ def test_truncated_gzip_is_an_input_error_naming_the_line(tmp_path):
     with pytest.raises(InputError, match="cannot read past this line") as info:
         read_narratives(cut, on_error="skip")
     assert info.value.path == str(cut) and info.value.line > 1
+
+
+def test_reading_streams_memory_stays_far_below_file_size(tmp_path):
+    import tracemalloc
+
+    caption = "in this image we can see a dog on the grass " * 250  # ~11 kB a line
+    path = write_narratives_jsonl(tmp_path / "big.jsonl",
+                                  (Narrative("d", str(i), 1, caption) for i in range(300)))
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in iter_narratives(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 300
+    assert peak < size / 10, (peak, size)  # a whole-file read would need at least `size`
