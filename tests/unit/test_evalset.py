@@ -75,7 +75,7 @@ def test_gold_tags_and_stuffthingmaps_segmentation(tmp_path):
     assert three.gold_tags is None and three.gold_segmentation is None
     counts = evalset.missing.counts()
     assert counts == {"reference_image": 3, "gold_tags": 2, "gold_segmentation": 2}
-    with pytest.raises(InputError, match="no gold segmentation"):
+    with pytest.raises(InputError, match="3_1 has no gold segmentation"):
         read_gold_segmentation(three)
 
 

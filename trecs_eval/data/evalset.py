@@ -255,6 +255,6 @@ def load_toyworld(directory: str | os.PathLike[str], *, shifted: bool = False,
 def read_gold_segmentation(item: EvalItem) -> np.ndarray:
     """The item's gold label map as (H, W) uint8 COCO-Stuff ids; InputError when it has none."""
     if item.gold_segmentation is None:
-        raise InputError("no gold segmentation for this item", field=item.item_id)
+        raise InputError(f"item {item.item_id} has no gold segmentation")
     zero_based = item.extra.get("segmentation_format") == SEGMENTATION_STUFFTHINGMAPS
     return read_label_map(item.gold_segmentation, zero_based=zero_based)
