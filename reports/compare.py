@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from reports.load import REFERENCE_FEATURES, LoadedRun, array_digest, as_run
-from reports.paired import Statistic, fid_statistic, is_statistic, kid_statistic
+from reports.paired import ReferenceSet, Statistic, fid_statistic, is_statistic, kid_statistic
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, TrecsEvalError, UnknownNameError
 from trecs_eval.errors import suggest as did_you_mean
 from trecs_eval.metrics.bootstrap import PairedBootstrap, paired_bootstrap, paired_bootstrap_mean_diff
@@ -175,8 +175,8 @@ def _aligned(run: LoadedRun, system: str, key: str, items: Sequence[str]) -> np.
     return features[key][[position[item] for item in items]]
 
 
-def _feature_statistics(a: LoadedRun, b: LoadedRun, system: str, metric: str,
-                        items: Sequence[str]) -> tuple[Statistic, Statistic] | str:
+def _feature_statistics(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
+                        references: dict[str, ReferenceSet]) -> tuple[Statistic, Statistic] | str:
     """The two resample statistics, or the reason they cannot be built."""
     key, needs_reference = FEATURE_METRICS[metric]
     feats_a, feats_b = _aligned(a, system, key, items), _aligned(b, system, key, items)
@@ -184,11 +184,13 @@ def _feature_statistics(a: LoadedRun, b: LoadedRun, system: str, metric: str,
         return f"features/{system}.npz with {key!r} missing in run {'A' if feats_a is None else 'B'}"
     if not needs_reference:
         return is_statistic(feats_a), is_statistic(feats_b)
-    reference = a.features(REFERENCE_FEATURES)
-    if reference is None or key not in reference:
-        return f"features/{REFERENCE_FEATURES}.npz with {key!r} missing"
+    if key not in references:  # one ReferenceSet per array: its factor / kernel terms are computed once
+        reference = a.features(REFERENCE_FEATURES)
+        if reference is None or key not in reference:
+            return f"features/{REFERENCE_FEATURES}.npz with {key!r} missing"
+        references[key] = ReferenceSet(reference[key])
     build = fid_statistic if metric == "fid" else kid_statistic
-    return build(feats_a, reference[key]), build(feats_b, reference[key])
+    return build(feats_a, references[key]), build(feats_b, references[key])
 
 
 def _sample_values(run: LoadedRun, system: str, metric: str, items: Sequence[str]) -> np.ndarray | None:
@@ -199,7 +201,8 @@ def _sample_values(run: LoadedRun, system: str, metric: str, items: Sequence[str
 
 
 def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
-                 threshold: float, n_resamples: int, seed: int, alpha: float) -> MetricComparison:
+                 threshold: float, n_resamples: int, seed: int, alpha: float,
+                 references: dict[str, ReferenceSet]) -> MetricComparison:
     ra, rb = a.metric(system, metric), b.metric(system, metric)
     assert ra is not None and rb is not None
     row = MetricComparison(system, metric, ra.higher_is_better, "", len(items), threshold=threshold)
@@ -210,7 +213,7 @@ def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Se
         return _replace(row, reason=f"{len(items)} shared items; at least 2 are needed")
     try:
         if metric in FEATURE_METRICS:
-            stats = _feature_statistics(a, b, system, metric, items)
+            stats = _feature_statistics(a, b, system, metric, items, references)
             if isinstance(stats, str):
                 return _replace(row, source="features", reason=stats)
             everything = np.arange(len(items))
@@ -261,14 +264,21 @@ def compare_runs(
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
     allow_mismatch: bool = False,
+    metrics: Sequence[str] | None = None,
 ) -> Comparison:
-    """Compare B against A (see the module doc); bad input raises a TrecsEvalError (CLI exit 2)."""
+    """Compare B against A (see the module doc); bad input raises a TrecsEvalError (CLI exit 2).
+
+    ``metrics`` restricts the gate to those metric names (default: every metric of either run).
+    """
     a, b = as_run(run_a), as_run(run_b)
     thresholds = dict(thresholds or {})
     warnings: list[str] = []
     _check_identities(a, b, allow_mismatch, warnings)
     _check_reference(a, b, allow_mismatch, warnings)
     names = list(dict.fromkeys(a.metric_names + b.metric_names))
+    for name in metrics or ():
+        if name not in names:
+            raise UnknownNameError(f"unknown metric {name!r}{did_you_mean(name, names)}")
     for name in thresholds:
         if name not in names:
             raise UnknownNameError(f"threshold for unknown metric {name!r}{did_you_mean(name, names)}")
@@ -277,10 +287,10 @@ def compare_runs(
         warnings.append(f"system {system!r} is in only one run; not compared")
     if uncalibrated := [label for label, run in (("A", a), ("B", b)) if run.uncalibrated]:
         warnings.append(f"run {' and '.join(uncalibrated)} is UNCALIBRATED (random weights)")
-    rows = []
+    rows, references = [], {}
     for system in systems:
         items = _shared_items(a, b, system, allow_mismatch, warnings)
-        for metric in names:
+        for metric in (metrics or names):
             ra, rb = a.metric(system, metric), b.metric(system, metric)
             if ra is None or rb is None:
                 continue
@@ -288,7 +298,8 @@ def compare_runs(
                 raise InputError(f"metric {metric!r} declares opposite directions in the two runs",
                                  path=str(b.run_dir / "results.json"), field="higher_is_better")
             threshold = _threshold_for(metric, ra.higher_is_better, thresholds)
-            rows.append(_compare_one(a, b, system, metric, items, threshold, n_resamples, seed, alpha))
+            rows.append(_compare_one(a, b, system, metric, items, threshold, n_resamples, seed, alpha,
+                                     references))
     return Comparison(str(a.run_dir), str(b.run_dir), tuple(rows), n_resamples, seed, alpha, tuple(warnings))
 
 

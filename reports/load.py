@@ -41,6 +41,8 @@ class LoadedRun:
     results: RunResults
     samples: pd.DataFrame | None
     narratives: dict[str, Narrative] = field(default_factory=dict, repr=False)
+    _features: dict[str, dict[str, np.ndarray] | None] = field(
+        default_factory=dict, repr=False, compare=False)
 
     @property
     def systems(self) -> list[str]:
@@ -88,10 +90,10 @@ class LoadedRun:
 
     def features(self, name: str) -> dict[str, np.ndarray] | None:
         """``features/{name}.npz`` as a dict of arrays, or None when the file does not exist."""
-        path = self.features_path(name)
-        if not path.is_file():
-            return None
-        return load_features(path)
+        if name not in self._features:  # read each file once per loaded run
+            path = self.features_path(name)
+            self._features[name] = load_features(path) if path.is_file() else None
+        return self._features[name]
 
 
 def load_features(path: Path) -> dict[str, np.ndarray]:

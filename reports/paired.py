@@ -48,10 +48,38 @@ def reference_factor(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, (eigvecs * np.sqrt(np.clip(eigvals, 0.0, None))) @ eigvecs.T
 
 
-def fid_statistic(features: np.ndarray, reference: np.ndarray) -> Statistic:
+class ReferenceSet:
+    """The fixed reference features and, computed once on first use, what FID and KID need of them."""
+
+    def __init__(self, features: np.ndarray) -> None:
+        self.features = _as64(features)
+        self._factor: tuple[np.ndarray, np.ndarray] | None = None
+        self._kid_term: float | None = None
+
+    @property
+    def factor(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._factor is None:
+            self._factor = reference_factor(self.features)
+        return self._factor
+
+    @property
+    def kid_term(self) -> float:
+        """Mean of k(r_i, r_j) over ordered pairs i != j (the reference part of unbiased MMD^2)."""
+        if self._kid_term is None:
+            m = len(self.features)
+            k_rr = _poly_kernel(self.features, self.features)
+            self._kid_term = float((k_rr.sum() - np.trace(k_rr)) / (m * (m - 1)))
+        return self._kid_term
+
+
+def _reference(reference: ReferenceSet | np.ndarray) -> ReferenceSet:
+    return reference if isinstance(reference, ReferenceSet) else ReferenceSet(reference)
+
+
+def fid_statistic(features: np.ndarray, reference: ReferenceSet | np.ndarray) -> Statistic:
     """FID of ``features[idx]`` against the whole reference set (formula in the module doc)."""
     feats = _as64(features)
-    mu_r, factor = reference_factor(reference)
+    mu_r, factor = _reference(reference).factor
     trace_r = float(np.sum(factor * factor))
     projected = feats @ factor.T
 
@@ -71,15 +99,14 @@ def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
-def kid_statistic(features: np.ndarray, reference: np.ndarray) -> Statistic:
+def kid_statistic(features: np.ndarray, reference: ReferenceSet | np.ndarray) -> Statistic:
     """Unbiased MMD^2 (cubic kernel) of ``features[idx]`` vs the reference set, via item counts."""
-    feats, ref = _as64(features), _as64(reference)
-    n, m = len(feats), len(ref)
+    feats, ref = _as64(features), _reference(reference)
+    n = len(feats)
     k_gg = _poly_kernel(feats, feats)
     diag = np.diag(k_gg).copy()
-    k_gr_mean = _poly_kernel(feats, ref).mean(axis=1)
-    k_rr = _poly_kernel(ref, ref)
-    ref_term = (k_rr.sum() - np.trace(k_rr)) / (m * (m - 1))
+    k_gr_mean = _poly_kernel(feats, ref.features).mean(axis=1)
+    ref_term = ref.kid_term
 
     def statistic(idx: np.ndarray) -> float:
         # Counts w: sum over ordered pairs of distinct positions = w^T K w - sum_i w_i K_ii.

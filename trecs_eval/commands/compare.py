@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                  "goes to stdout)")
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="compare despite different item sets / extractor identities (shared items only)")
+    parser.add_argument("--metrics", default="", help="comma list of metrics to gate (default: all)")
     parser.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
@@ -42,7 +43,8 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--alpha must lie in (0, 1), got {args.alpha}")
     comparison = compare_runs(args.run_a, args.run_b, parse_thresholds(args.thresholds),
                               n_resamples=args.n_resamples, seed=args.seed, alpha=args.alpha,
-                              allow_mismatch=args.allow_mismatch)
+                              allow_mismatch=args.allow_mismatch,
+                              metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] or None)
     text = render(comparison, args.format)
     if args.out is None:
         sys.stdout.write(text)

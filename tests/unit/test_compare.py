@@ -1,0 +1,194 @@
+"""The regression gate: resample statistics vs torch-fidelity, verdicts, thresholds, refusals, outputs."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_kid import kernel_mmd
+
+from reports.compare import NO_CHANGE, WORSE, compare_runs, parse_thresholds
+from reports.compare_output import render
+from reports.paired import fid_statistic, is_statistic, kid_statistic
+from tests.report_fixtures import make_run_dir
+from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, UnknownNameError
+
+# float64 throughout; torch-fidelity takes sqrt(eigvals) of the non-symmetric product S_g S_r, we an SVD.
+FID_REL_TOL_VS_TORCH_FIDELITY = 1e-9  # full-rank covariances (n, m > d)
+# Singular covariances (n or m <= d): eigvals leaves the zero eigenvalues at ~1e-15 (or slightly
+# complex), and each adds sqrt(1e-15) ~ 3e-8 to torch-fidelity's trace; the SVD has exact zeros.
+FID_REL_TOL_VS_TORCH_FIDELITY_SINGULAR = 1e-6
+KID_ABS_TOL_VS_TORCH_FIDELITY = 1e-10
+IS_REL_TOL_VS_TORCH_FIDELITY = 1e-10
+N_RESAMPLES = 200  # enough for a stable 95 % interval on these clear-cut cases, fast on 2 cores
+KID_KWARGS = {"kid_kernel": "poly", "kid_kernel_poly_degree": 3, "kid_kernel_poly_gamma": None,
+              "kid_kernel_poly_coef0": 1}
+
+
+def _tf_fid(x: np.ndarray, y: np.ndarray) -> float:
+    stats = [fid_features_to_statistics(torch.from_numpy(f)) for f in (x, y)]
+    return fid_statistics_to_metric(stats[0], stats[1], verbose=False)["frechet_inception_distance"]
+
+
+@pytest.mark.parametrize(("n", "m", "d", "tol"), [
+    (60, 90, 16, FID_REL_TOL_VS_TORCH_FIDELITY),  # reference factor: symmetric sqrt of S_r (m > d)
+    (30, 20, 48, FID_REL_TOL_VS_TORCH_FIDELITY_SINGULAR),  # reference factor: centred features (m <= d)
+    (12, 40, 40, FID_REL_TOL_VS_TORCH_FIDELITY_SINGULAR),
+])
+def test_fid_statistic_matches_torch_fidelity_on_full_sets_and_resamples(n, m, d, tol):
+    rng = np.random.default_rng(n * 1000 + m)
+    feats, ref = rng.normal(0.3, 1.0, (n, d)), rng.normal(0.0, 1.2, (m, d))
+    statistic = fid_statistic(feats, ref)
+    assert statistic(np.arange(n)) == pytest.approx(_tf_fid(feats, ref), rel=tol)
+    resample = rng.integers(0, n, n)  # duplicates included, as in a bootstrap
+    assert statistic(resample) == pytest.approx(_tf_fid(feats[resample], ref), rel=tol)
+
+
+def test_kid_statistic_matches_torch_fidelity_unbiased_mmd():
+    rng = np.random.default_rng(1)
+    n, d = 25, 12
+    feats, ref = rng.normal(0.2, 1.0, (n, d)), rng.normal(0.0, 1.0, (n, d))
+    statistic = kid_statistic(feats, ref)
+    assert statistic(np.arange(n)) == pytest.approx(kernel_mmd(feats, ref, **KID_KWARGS),
+                                                   abs=KID_ABS_TOL_VS_TORCH_FIDELITY)
+    resample = rng.integers(0, n, n)
+    assert statistic(resample) == pytest.approx(kernel_mmd(feats[resample], ref, **KID_KWARGS),
+                                                abs=KID_ABS_TOL_VS_TORCH_FIDELITY)
+
+
+def test_is_statistic_matches_torch_fidelity_one_split():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0.0, 3.0, (40, 17))
+    statistic = is_statistic(logits)
+
+    def reference(x: np.ndarray) -> float:
+        return isc_features_to_metric(torch.from_numpy(x), splits=1, shuffle=False)["inception_score_mean"]
+
+    assert statistic(np.arange(40)) == pytest.approx(reference(logits), rel=IS_REL_TOL_VS_TORCH_FIDELITY)
+    resample = rng.integers(0, 40, 40)
+    assert statistic(resample) == pytest.approx(reference(logits[resample]), rel=IS_REL_TOL_VS_TORCH_FIDELITY)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("compare")
+    common = {"systems": ("trecs", "retrieval"), "n_items": 24}
+    return {
+        "a": make_run_dir(root / "a", **common),
+        "a_copy": make_run_dir(root / "a_copy", **common),
+        "shifted": make_run_dir(root / "shifted", feature_shift={"trecs": 0.6}, **common),
+        "scores": make_run_dir(root / "scores", score_shift={"retrieval": -2.0}, **common),
+        "other_extractor": make_run_dir(root / "other", inception_identity={"name": "other-net"}, **common),
+        "other_items": make_run_dir(root / "other_items", item_offset=10, **common),
+    }
+
+
+def _row(comparison, system: str, metric: str):
+    return next(r for r in comparison.rows if r.system == system and r.metric == metric)
+
+
+def test_a_run_against_itself_has_no_significant_change(runs):
+    comparison = compare_runs(runs["a"], runs["a_copy"], n_resamples=N_RESAMPLES)
+    assert comparison.exit_code == 0 and comparison.rows
+    for row in comparison.rows:
+        assert row.verdict == NO_CHANGE and row.delta == 0.0 and row.p_value == 1.0, row
+    assert {r.source for r in comparison.rows} == {"features", "samples"}
+    assert len(comparison.rows) == 2 * 6  # every metric of every system was compared
+
+
+def test_shifted_features_flag_fid_and_kid_worse_for_that_system_only(runs):
+    comparison = compare_runs(runs["a"], runs["shifted"], n_resamples=N_RESAMPLES)
+    assert comparison.exit_code == 1
+    for metric in ("fid", "kid"):
+        row = _row(comparison, "trecs", metric)
+        assert row.verdict == WORSE and row.regression and row.ci_low > 0 and row.p_value < 0.05
+        assert row.delta == pytest.approx(row.value_b - row.value_a)
+        assert _row(comparison, "retrieval", metric).verdict == NO_CHANGE
+    fid = _row(comparison, "trecs", "fid")
+    # A mean shift s in every one of d dimensions adds about d*s^2 to FID (d=64, s=0.6: 23).
+    assert 10.0 < fid.delta < 40.0
+    backwards = compare_runs(runs["shifted"], runs["a"], n_resamples=N_RESAMPLES, metrics=["fid"])
+    assert _row(backwards, "trecs", "fid").verdict == "better" and backwards.exit_code == 0
+
+
+def test_thresholds_allow_a_significant_worsening_up_to_their_size(runs):
+    only = ["clip_score"]
+    strict = compare_runs(runs["a"], runs["scores"], n_resamples=N_RESAMPLES, metrics=only)
+    row = _row(strict, "retrieval", "clip_score")
+    assert row.verdict == WORSE and row.delta == pytest.approx(-2.0) and strict.exit_code == 1
+    lenient = compare_runs(runs["a"], runs["scores"], parse_thresholds("clip_score=-2.5"),
+                           n_resamples=N_RESAMPLES, metrics=only)
+    row = _row(lenient, "retrieval", "clip_score")
+    assert row.verdict == WORSE and not row.regression and lenient.exit_code == 0
+    unsigned = compare_runs(runs["a"], runs["scores"], parse_thresholds("clip_score=1.5"),
+                            n_resamples=N_RESAMPLES, metrics=only)
+    assert unsigned.exit_code == 1  # -2.0 is beyond the allowed 1.5
+
+
+def test_threshold_parsing_and_validation(runs):
+    parsed = parse_thresholds("fid=+1.0, clip_score=-0.5,kid=0.01")
+    assert [(t.metric, t.magnitude, t.sign) for t in parsed.values()] == [
+        ("fid", 1.0, 1), ("clip_score", 0.5, -1), ("kid", 0.01, 0)]
+    for bad in ("fid", "fid=", "=1", "fid=abc", "fid=nan"):
+        with pytest.raises(ConfigError, match="expected METRIC=NUMBER"):
+            parse_thresholds(bad)
+    with pytest.raises(ConfigError, match=r"points the wrong way.*write fid=\+1"):
+        compare_runs(runs["a"], runs["a_copy"], parse_thresholds("fid=-1"), n_resamples=10)
+    with pytest.raises(UnknownNameError, match="did you mean 'fid'"):
+        compare_runs(runs["a"], runs["a_copy"], parse_thresholds("fdi=1"), n_resamples=10)
+    with pytest.raises(UnknownNameError, match="did you mean 'kid'"):
+        compare_runs(runs["a"], runs["a_copy"], n_resamples=10, metrics=["kdi"])
+
+
+def test_mismatched_extractor_identity_is_refused_unless_allowed(runs):
+    with pytest.raises(IdentityMismatchError, match=r"extractor 'inception' differs.*name"):
+        compare_runs(runs["a"], runs["other_extractor"], n_resamples=10)
+    allowed = compare_runs(runs["a"], runs["other_extractor"], n_resamples=10, allow_mismatch=True)
+    assert any("extractor 'inception' differs" in w for w in allowed.warnings)
+
+
+def test_different_item_sets_are_refused_unless_allowed(runs):
+    with pytest.raises(InputError, match="different items"):
+        compare_runs(runs["a"], runs["other_items"], n_resamples=10)
+    allowed = compare_runs(runs["a"], runs["other_items"], n_resamples=10, allow_mismatch=True)
+    assert {r.n for r in allowed.rows} == {14}  # items 10..23 are shared
+    assert any("14 shared items" in w for w in allowed.warnings)
+
+
+def test_same_seed_same_interval_other_seed_other_interval(runs):
+    def fid_row(seed: int):
+        comparison = compare_runs(runs["a"], runs["shifted"], n_resamples=100, seed=seed, metrics=["fid"])
+        return _row(comparison, "trecs", "fid")
+
+    first, again, other = fid_row(3), fid_row(3), fid_row(4)
+    assert (first.ci_low, first.ci_high) == (again.ci_low, again.ci_high)
+    assert (first.ci_low, first.ci_high) != (other.ci_low, other.ci_high)
+
+
+def test_outputs_junit_json_markdown(runs):
+    comparison = compare_runs(runs["a"], runs["shifted"], n_resamples=100)
+    suite = ET.fromstring(render(comparison, "junit"))
+    cases = suite.findall("testcase")
+    assert len(cases) == len(comparison.rows) and suite.get("failures") == str(len(comparison.regressions))
+    failed = {(c.get("classname"), c.get("name")) for c in cases if c.find("failure") is not None}
+    assert failed == {(f"trecs_eval.{r.system}", r.metric) for r in comparison.regressions}
+    data = json.loads(render(comparison, "json"))
+    assert data["exit_code"] == 1 and len(data["rows"]) == len(comparison.rows)
+    markdown = render(comparison, "md")
+    assert markdown.startswith("**Regression gate: FAIL") and markdown.count("**FAIL**") == 2
+
+
+def test_missing_features_are_reported_not_compared(tmp_path):
+    a = make_run_dir(tmp_path / "a", systems=("trecs",), n_items=8)
+    b = make_run_dir(tmp_path / "b", systems=("trecs",), n_items=8)
+    (b / "features" / "trecs.npz").unlink()
+    comparison = compare_runs(a, b, n_resamples=10)
+    row = _row(comparison, "trecs", "fid")
+    assert row.verdict == "not compared" and "missing in run B" in row.reason
+    assert ET.fromstring(render(comparison, "junit")).find("testcase[@name='fid']/skipped") is not None
