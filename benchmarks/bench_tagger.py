@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from reference_pipeline.tag import load_tagger, save_tagger, train_tagger  # noqa: E402
 from reference_pipeline.tag.cli import image_label_bags  # noqa: E402
-from reference_pipeline.tag.files import read_image_ids, read_words_and_tags  # noqa: E402
 from reference_pipeline.tag.neural import NeuralConfig  # noqa: E402
+from trecs_eval.data.sequence_labels import read_sequence_labels  # noqa: E402
 from trecs_eval.metrics.tag_accuracy import tag_accuracy  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "trecs_sequence_labels"
@@ -147,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     kinds = list(args.kinds) + (["hmm+oracle-bag", "neural+oracle-bag"] if args.oracle_bags else [])
-    words, tags = read_words_and_tags(args.data_dir / "val_coco.words.txt",
-                                      args.data_dir / "val_coco.cleaned_tags.txt")
-    image_ids = read_image_ids(args.data_dir / "val_coco.ids.txt", len(words))
+    labels = read_sequence_labels(args.data_dir, "val_coco", tags="cleaned_tags")
+    words, tags = [list(w) for w in labels.words], [list(t) for t in labels.tags or ()]
+    image_ids = [item_id.rsplit("_", 1)[0] for item_id in labels.ids]  # {image}_{annotator}
     if args.subsample:
         keep = subsample_images(image_ids, args.subsample, args.seed)
         words, tags = [words[i] for i in keep], [tags[i] for i in keep]

@@ -10,11 +10,11 @@ import pytest
 from reference_pipeline.tag import train_tagger
 from reference_pipeline.tag.cli import image_label_bags
 from reference_pipeline.tag.files import read_image_ids, read_words_and_tags
+from trecs_eval.data.sequence_labels import read_sequence_labels
 from trecs_eval.metrics.tag_accuracy import word_accuracy
 
 N_LINES = 500
 N_TRAIN = 400
-PROBLEM_LINE = 7
 
 
 def _head(source: Path, target: Path, n: int) -> Path:
@@ -26,19 +26,19 @@ def _head(source: Path, target: Path, n: int) -> Path:
 @pytest.fixture(scope="module")
 def real_slice(sequence_labels_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("real")
-    paths = {name: _head(sequence_labels_dir / f"val_coco.{name}.txt", tmp / f"{name}.txt", N_LINES)
+    paths = {name: _head(sequence_labels_dir / f"val_coco.{name}.txt", tmp / f"val_coco.{name}.txt", N_LINES)
              for name in ("words", "cleaned_tags", "ids")}
-    words, tags = read_words_and_tags(paths["words"], paths["cleaned_tags"])
-    images = read_image_ids(paths["ids"], len(words))
+    labels = read_sequence_labels(tmp, "val_coco", tags="cleaned_tags")
+    words, tags = [list(w) for w in labels.words], [list(t) for t in labels.tags or ()]
+    images = [item_id.rsplit("_", 1)[0] for item_id in labels.ids]
     return words, tags, images, paths
 
 
-def test_reader_agrees_with_plain_split(real_slice) -> None:
+def test_cli_reader_agrees_with_the_data_layer_reader(real_slice) -> None:
     words, tags, images, paths = real_slice
     assert len(words) == len(tags) == len(images) == N_LINES
-    raw = paths["words"].read_text().splitlines()
-    assert words[PROBLEM_LINE] == raw[PROBLEM_LINE].split()
-    assert all(len(w) == len(t) for w, t in zip(words, tags, strict=True))
+    assert read_words_and_tags(paths["words"], paths["cleaned_tags"]) == (words, tags)
+    assert read_image_ids(paths["ids"], N_LINES) == images
 
 
 def test_baselines_rank_as_published_and_hmm_respects_image_bags(real_slice) -> None:
