@@ -25,13 +25,16 @@ from reports.load import LoadedRun, as_run
 
 # Paper order first (Koh et al. 2021, Table 1), then the extensions; unknown metrics follow.
 DEFAULT_COLUMN_ORDER = (
-    "is", "inception_score", "fid", "r_precision", "clip_r_precision", "kid", "clip_score",
-    "label_canvas_accuracy", "trace_canvas_accuracy",
+    "is", "inception_score", "fid", "r_precision", "clip_r_precision", "kid", "clip_score", "clip_s",
+    "label_canvas_accuracy", "trace_canvas_accuracy", "canvas_pixel_accuracy", "canvas_miou",
+    "tag_accuracy", "tag_macro_f1",
 )
 DISPLAY_NAMES = {
     "is": "IS", "inception_score": "IS", "fid": "FID", "kid": "KID", "r_precision": "R-precision",
     "clip_r_precision": "CLIP R-precision", "clip_score": "CLIPScore", "clip_s": "CLIP-S",
     "label_canvas_accuracy": "Label-canvas acc.", "trace_canvas_accuracy": "Trace-canvas acc.",
+    "canvas_pixel_accuracy": "Canvas pixel acc.", "canvas_miou": "Canvas mIoU", "tag_accuracy": "Tag acc.",
+    "tag_macro_f1": "Tag macro-F1",
 }
 UNCALIBRATED_MARK = "†"
 UNCALIBRATED_BANNER = ("UNCALIBRATED: computed with random (untrained) weights; "

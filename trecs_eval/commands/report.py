@@ -45,12 +45,13 @@ def _render(args: argparse.Namespace, fmt: str) -> str:
         from reports.history import load_history, render_history
 
         return render_history(load_history(args.history), fmt)
-    from reports.html import render_html
     from reports.load import load_run
     from reports.tables import summary_table
 
     run = load_run(args.run)
     if fmt == "html":
+        from reports.html import render_html  # matplotlib is imported only when charts are drawn
+
         return render_html(run, gallery_size=args.gallery_size, seed=args.seed)
     return summary_table(run, ci_style=args.ci).render(fmt)
 
