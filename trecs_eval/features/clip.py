@@ -90,8 +90,38 @@ def _normalize(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(x.float(), dim=-1)
 
 
+def _clip_identity(
+    model: str, weights_file: str, preprocess: str, context_length: int, text_policy: str,
+    pretrained_label: str, quick_gelu: bool, seed: int | None,
+) -> ExtractorIdentity:
+    """The full identity: weights by sha256, transform, context, policy; UNCALIBRATED when random."""
+    return ExtractorIdentity(
+        name=f"open_clip/{model}",
+        weights_sha256=sha256_file(weights_file),
+        layers=("image_embeds", "text_embeds"),
+        preprocessing="open_clip:" + " ".join(preprocess.split()),
+        dtype="float32",
+        uncalibrated=pretrained_label == "uncalibrated",
+        extra={
+            "model": model,
+            "pretrained": pretrained_label,  # tag name, "file" (content is in the sha256) or "uncalibrated"
+            "quick_gelu": quick_gelu,
+            "context_length": context_length,
+            "normalized": True,
+            "text_policy": text_policy,
+            "seed": seed,
+        },
+    )
+
+
 class ClipEmbedder:
-    """Image and narrative embeddings from one open_clip model; see the module docstring."""
+    """Image and narrative embeddings from one open_clip model; see the module docstring.
+
+    ``pretrained`` is a tag (downloaded by open_clip on first use) or a checkpoint file; with
+    ``uncalibrated=True`` it is ignored and seeded random weights (``seed``) are generated once
+    into the user cache dir and loaded as a file. ``device="auto"`` picks CUDA when available.
+    ``forward_batches`` counts model calls per kind (``image``/``text``).
+    """
 
     def __init__(
         self,
@@ -124,23 +154,10 @@ class ClipEmbedder:
             raise ConfigError(f"CLIP model {model!r}: tokenizer has no encode(); not supported")
         self.context_length = int(self.model.context_length)
         self.forward_batches = {"image": 0, "text": 0}
-        label = pretrained if details["source"] == "tag" else "file"
-        self.identity = ExtractorIdentity(
-            name=f"open_clip/{model}",
-            weights_sha256=sha256_file(weights_file),
-            layers=("image_embeds", "text_embeds"),
-            preprocessing="open_clip:" + " ".join(str(self.preprocess).split()),
-            dtype="float32",
-            uncalibrated=uncalibrated,
-            extra={
-                "model": model,
-                "pretrained": "uncalibrated" if uncalibrated else label,
-                "quick_gelu": details["quick_gelu"],
-                "context_length": self.context_length,
-                "normalized": True,
-                "text_policy": self.text_policy,
-                "seed": seed if uncalibrated else None,
-            },
+        self.identity = _clip_identity(
+            model, weights_file, str(self.preprocess), self.context_length, self.text_policy,
+            "uncalibrated" if uncalibrated else (pretrained if details["source"] == "tag" else "file"),
+            details["quick_gelu"], seed if uncalibrated else None,
         )
         self.image_identity = dataclasses.replace(
             self.identity, extra={k: v for k, v in self.identity.extra.items() if k != "text_policy"}
