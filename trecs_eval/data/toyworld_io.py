@@ -1,0 +1,142 @@
+"""Toyworld on disk: the manifest, the folder layout, and the JSON records it writes.
+
+``manifest.json`` holds ``format`` ("trecs-eval/toyworld"), ``format_version``, ``n``, ``seed``,
+``image_size``, ``shifted``, ``item_ids`` (index order) and ``paths`` relative to the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from trecs_eval.data.coco_stuff import ID_TO_NAME
+from trecs_eval.data.narratives import Narrative
+from trecs_eval.data.toyworld_classes import CLASSES
+from trecs_eval.errors import InputError
+
+FORMAT = "trecs-eval/toyworld"
+FORMAT_VERSION = 1
+SEQUENCE_LABEL_SPLIT = "toyworld"  # sequence_labels/toyworld.{ids,words,tags}.txt
+
+
+@dataclass(frozen=True)
+class ToyworldPaths:
+    """Where each part of a toyworld folder lives (``images_shifted`` is None without a shifted set)."""
+
+    root: Path
+    manifest: Path
+    narratives: Path
+    images: Path
+    images_shifted: Path | None
+    segmentation: Path
+    instances: Path
+    sequence_labels: Path
+    annotations: Path
+
+    @classmethod
+    def under(cls, root: Path, shifted: bool = True) -> ToyworldPaths:
+        root = Path(root)
+        return cls(root=root, manifest=root / "manifest.json", narratives=root / "narratives.jsonl",
+                   images=root / "images", images_shifted=root / "images_shifted" if shifted else None,
+                   segmentation=root / "segmentation", instances=root / "instances",
+                   sequence_labels=root / "sequence_labels", annotations=root / "annotations.json")
+
+    def relative(self) -> dict[str, str | None]:
+        """Paths relative to ``root`` (as written into manifest.json)."""
+        out: dict[str, str | None] = {}
+        for name in ("narratives", "images", "images_shifted", "segmentation", "instances", "sequence_labels",
+                     "annotations"):
+            path = getattr(self, name)
+            out[name] = None if path is None else path.relative_to(self.root).as_posix()
+        return out
+
+
+@dataclass(frozen=True)
+class ToyworldManifest:
+    """What a toyworld folder holds: n scenes from ``seed`` at ``image_size``², their item ids."""
+
+    n: int
+    seed: int
+    image_size: int
+    item_ids: tuple[str, ...]
+    paths: ToyworldPaths
+    shifted: bool = True
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "n": self.n, "seed": self.seed,
+                "image_size": self.image_size, "shifted": self.shifted, "paths": self.paths.relative(),
+                "item_ids": list(self.item_ids)}
+
+
+def write_manifest(manifest: ToyworldManifest) -> None:
+    manifest.paths.manifest.write_text(json.dumps(manifest.to_json(), indent=1) + "\n", encoding="utf-8")
+
+
+def read_manifest(root: Path) -> ToyworldManifest:
+    """Read ``root/manifest.json``; a wrong format, version or field is an InputError naming it."""
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        raise InputError("not a toyworld folder: manifest.json is missing", path=str(path),
+                         hint="write one with `trecs-eval data toyworld --out DIR`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"not valid JSON ({err})", path=str(path)) from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"expected {FORMAT!r}", path=str(path), field="format")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"unsupported version {data.get('format_version')!r}; this trecs-eval reads "
+                         f"version {FORMAT_VERSION}", path=str(path), field="format_version")
+    for key, kind in (("n", int), ("seed", int), ("image_size", int), ("shifted", bool), ("item_ids", list)):
+        if not isinstance(data.get(key), kind):
+            raise InputError(f"missing or not a {kind.__name__}", path=str(path), field=key)
+    if len(data["item_ids"]) != data["n"]:
+        raise InputError(f"{len(data['item_ids'])} item ids for n={data['n']}", path=str(path),
+                         field="item_ids")
+    return ToyworldManifest(n=data["n"], seed=data["seed"], image_size=data["image_size"],
+                            item_ids=tuple(str(i) for i in data["item_ids"]),
+                            paths=ToyworldPaths.under(Path(root), data["shifted"]), shifted=data["shifted"])
+
+
+def narrative_record(narrative: Narrative) -> dict:
+    """A Localized Narratives JSONL record (key order as in the official files)."""
+    return {
+        "dataset_id": narrative.dataset_id,
+        "image_id": narrative.image_id,
+        "annotator_id": narrative.annotator_id,
+        "caption": narrative.caption,
+        "timed_caption": [{"utterance": u.utterance, "start_time": u.start_time, "end_time": u.end_time}
+                          for u in narrative.timed_caption],
+        "traces": [[{"x": p.x, "y": p.y, "t": p.t} for p in segment] for segment in narrative.traces],
+        "voice_recording": narrative.voice_recording,
+    }
+
+
+def coco_categories() -> list[dict]:
+    """COCO categories for every toyworld class: COCO-Stuff id, name, "thing" or "stuff"."""
+    return [{"id": cls.label, "name": ID_TO_NAME[cls.label],
+             "supercategory": "thing" if cls.kind == "thing" else "stuff"}
+            for cls in sorted(CLASSES.values(), key=lambda c: c.label)]
+
+
+def coco_annotations(instances: np.ndarray, labels: np.ndarray, image_id: int) -> list[dict]:
+    """One COCO annotation (RLE mask, area, bbox) per instance id present; ids are assigned later.
+
+    A stuff class is one instance (one region per class and image, as in COCO-Stuff).
+    """
+    out = []
+    flat_i, flat_l = instances.ravel(), labels.ravel()
+    ids, first = np.unique(flat_i, return_index=True)
+    for inst, pos in zip(ids, first, strict=True):
+        mask = np.asfortranarray((instances == inst).astype(np.uint8))
+        rle = mask_utils.encode(mask)
+        out.append({"image_id": image_id, "category_id": int(flat_l[pos]),
+                    "segmentation": {"size": [int(s) for s in rle["size"]],
+                                     "counts": rle["counts"].decode("ascii")},
+                    "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                    "iscrowd": 0})
+    return out
