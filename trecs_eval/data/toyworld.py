@@ -33,15 +33,21 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
+from trecs_eval.data.coco_stuff import (
+    coco_categories,
+    masks_to_coco_annotations,
+    write_instance_map,
+    write_label_map,
+)
+from trecs_eval.data.localized_narratives import write_narratives_jsonl
 from trecs_eval.data.narratives import Narrative
+from trecs_eval.data.sequence_labels import write_sequence_labels
 from trecs_eval.data.toyworld_classes import CLASSES
 from trecs_eval.data.toyworld_io import (
     FORMAT_VERSION,
+    SEQUENCE_LABEL_SPLIT,
     ToyworldManifest,
     ToyworldPaths,
-    coco_annotations,
-    coco_categories,
-    narrative_record,
     write_manifest,
 )
 from trecs_eval.data.toyworld_narrative import caption_of, plan_visits
@@ -148,25 +154,33 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(path, format="PNG", compress_level=1)
 
 
-def _build_item(job: tuple[int, int, int, bool, str]) -> dict:
+@dataclass(frozen=True)
+class _Written:
+    """What a worker sends back for one scene: its narrative, tags and COCO records."""
+
+    narrative: Narrative
+    tags: tuple[str, ...]
+    image: dict
+    annotations: list[dict]
+
+
+def _build_item(job: tuple[int, int, int, bool, str]) -> _Written:
     """Worker: generate one scene, write its PNGs, return its text records (no shared state)."""
     index, seed, size, shifted, root = job
     scene = generate_scene(index, seed, size)
     out, item = Path(root), scene.item_id
     _save_png(scene.image, out / "images" / f"{item}.png")
-    _save_png(scene.labels, out / "segmentation" / f"{item}.png")
-    _save_png(scene.instances, out / "instances" / f"{item}.png")
+    write_label_map(out / "segmentation" / f"{item}.png", scene.labels)
+    write_instance_map(out / "instances" / f"{item}.png", scene.instances)
     if shifted:
         _save_png(render_shifted(scene), out / "images_shifted" / f"{item}.png")
-    return {
-        "item_id": item,
-        "jsonl": json.dumps(narrative_record(scene.narrative), ensure_ascii=False),
-        "words": " ".join(scene.narrative.words),
-        "tags": " ".join(scene.tags),
-        "image": {"id": int(scene.narrative.image_id), "file_name": f"{item}.png", "height": size,
-                  "width": size},
-        "annotations": coco_annotations(scene.instances, scene.labels, int(scene.narrative.image_id)),
-    }
+    image_id = int(scene.narrative.image_id)
+    return _Written(
+        narrative=scene.narrative,
+        tags=scene.tags,
+        image={"id": image_id, "file_name": f"{item}.png", "height": size, "width": size},
+        annotations=masks_to_coco_annotations(scene.labels, scene.instances, image_id),
+    )
 
 
 def _check_args(n: int, seed: int, image_size: int) -> None:
@@ -232,26 +246,26 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def _tick(bar: tqdm, item: dict) -> dict:
+def _tick(bar: tqdm, item: _Written) -> _Written:
     bar.update(1)
     return item
 
 
-def _write_texts(root: Path, items: list[dict], n: int, seed: int, image_size: int,
+def _write_texts(root: Path, items: list[_Written], n: int, seed: int, image_size: int,
                  shifted: bool) -> ToyworldManifest:
     """narratives.jsonl, the TReCS files, annotations.json and manifest.json, in index order."""
     paths = ToyworldPaths.under(root, shifted)
-    paths.narratives.write_text("".join(it["jsonl"] + "\n" for it in items), encoding="utf-8")
-    for key in ("ids", "words", "tags"):
-        column = (it["item_id"] if key == "ids" else it[key] for it in items)
-        (paths.sequence_labels / f"toyworld.{key}.txt").write_text("".join(c + "\n" for c in column),
-                                                                    encoding="utf-8")
-    annotations = [dict(a, id=k + 1) for k, a in enumerate(a for it in items for a in it["annotations"])]
+    write_narratives_jsonl(paths.narratives, (it.narrative for it in items))
+    ids = [it.narrative.item_id for it in items]
+    write_sequence_labels(paths.sequence_labels, SEQUENCE_LABEL_SPLIT, ids,
+                          [it.narrative.words for it in items], [it.tags for it in items])
+    # Annotation ids count up over the whole file, in item order.
+    annotations = [dict(a, id=k + 1) for k, a in enumerate(a for it in items for a in it.annotations)]
     coco = {"info": {"description": f"toyworld seed {seed}", "version": str(FORMAT_VERSION)},
-            "images": [it["image"] for it in items], "categories": coco_categories(),
+            "images": [it.image for it in items], "categories": coco_categories(),
             "annotations": annotations}
     paths.annotations.write_text(json.dumps(coco, separators=(",", ":")), encoding="utf-8")
     manifest = ToyworldManifest(n=n, seed=seed, image_size=image_size, shifted=shifted,
-                                item_ids=tuple(it["item_id"] for it in items), paths=paths)
+                                item_ids=tuple(ids), paths=paths)
     write_manifest(manifest)
     return manifest

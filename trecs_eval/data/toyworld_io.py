@@ -1,4 +1,4 @@
-"""Toyworld on disk: the manifest, the folder layout, and the JSON records it writes.
+"""Toyworld on disk: the manifest and the folder layout.
 
 ``manifest.json`` holds ``format`` ("trecs-eval/toyworld"), ``format_version``, ``n``, ``seed``,
 ``image_size``, ``shifted``, ``item_ids`` (index order) and ``paths`` relative to the folder.
@@ -10,12 +10,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from pycocotools import mask as mask_utils
-
-from trecs_eval.data.coco_stuff import ID_TO_NAME
-from trecs_eval.data.narratives import Narrative
-from trecs_eval.data.toyworld_classes import CLASSES
 from trecs_eval.errors import InputError
 
 FORMAT = "trecs-eval/toyworld"
@@ -100,43 +94,3 @@ def read_manifest(root: Path) -> ToyworldManifest:
     return ToyworldManifest(n=data["n"], seed=data["seed"], image_size=data["image_size"],
                             item_ids=tuple(str(i) for i in data["item_ids"]),
                             paths=ToyworldPaths.under(Path(root), data["shifted"]), shifted=data["shifted"])
-
-
-def narrative_record(narrative: Narrative) -> dict:
-    """A Localized Narratives JSONL record (key order as in the official files)."""
-    return {
-        "dataset_id": narrative.dataset_id,
-        "image_id": narrative.image_id,
-        "annotator_id": narrative.annotator_id,
-        "caption": narrative.caption,
-        "timed_caption": [{"utterance": u.utterance, "start_time": u.start_time, "end_time": u.end_time}
-                          for u in narrative.timed_caption],
-        "traces": [[{"x": p.x, "y": p.y, "t": p.t} for p in segment] for segment in narrative.traces],
-        "voice_recording": narrative.voice_recording,
-    }
-
-
-def coco_categories() -> list[dict]:
-    """COCO categories for every toyworld class: COCO-Stuff id, name, "thing" or "stuff"."""
-    return [{"id": cls.label, "name": ID_TO_NAME[cls.label],
-             "supercategory": "thing" if cls.kind == "thing" else "stuff"}
-            for cls in sorted(CLASSES.values(), key=lambda c: c.label)]
-
-
-def coco_annotations(instances: np.ndarray, labels: np.ndarray, image_id: int) -> list[dict]:
-    """One COCO annotation (RLE mask, area, bbox) per instance id present; ids are assigned later.
-
-    A stuff class is one instance (one region per class and image, as in COCO-Stuff).
-    """
-    out = []
-    flat_i, flat_l = instances.ravel(), labels.ravel()
-    ids, first = np.unique(flat_i, return_index=True)
-    for inst, pos in zip(ids, first, strict=True):
-        mask = np.asfortranarray((instances == inst).astype(np.uint8))
-        rle = mask_utils.encode(mask)
-        out.append({"image_id": image_id, "category_id": int(flat_l[pos]),
-                    "segmentation": {"size": [int(s) for s in rle["size"]],
-                                     "counts": rle["counts"].decode("ascii")},
-                    "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                    "iscrowd": 0})
-    return out
