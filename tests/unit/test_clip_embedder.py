@@ -12,6 +12,7 @@ import pytest
 from tests.clip_support import register_tiny_clip, write_test_images
 from trecs_eval.data.narratives import Narrative
 from trecs_eval.errors import InputError, MissingWeightsError, UnknownNameError
+from trecs_eval.features import clip_weights
 from trecs_eval.features.cache import FeatureCache
 from trecs_eval.features.clip import ClipEmbedder, uncalibrated_weights_path
 from trecs_eval.features.clip_weights import make_calibrated_clip_checkpoint
@@ -137,9 +138,15 @@ def test_missing_weights_name_the_flags(tiny, monkeypatch) -> None:
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(open_clip, "download_pretrained", offline)
+    monkeypatch.setattr(clip_weights, "_resolves", lambda host: True)
     with pytest.raises(MissingWeightsError, match="cannot download CLIP weights ViT-B-32/openai") as err:
         ClipEmbedder("ViT-B-32", "openai", progress=False)
     assert "--clip-pretrained PATH" in str(err.value)
+    # offline: fail fast from the Hugging Face cache instead of a minute of retries
+    monkeypatch.setattr(clip_weights, "_resolves", lambda host: False)
+    with pytest.raises(MissingWeightsError, match="not in the local Hugging Face cache") as err:
+        ClipEmbedder("ViT-B-32", "openai", progress=False)
+    assert "--uncalibrated-weights" in str(err.value)
 
 
 def test_bad_inputs(tiny, tmp_path) -> None:

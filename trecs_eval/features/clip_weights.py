@@ -21,6 +21,7 @@ and image-text cosines take both signs. Numbers made this way are stamped UNCALI
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,59 @@ def _openai_style_quick_gelu(model: str, pretrained: str) -> bool:
     return bool(cfg.get("quick_gelu", False)) and not model_cfg.get("quick_gelu", False)
 
 
+def _tag_preprocessing(model: str, tag: str) -> dict[str, Any]:
+    """The image transform settings a pretrained tag declares (mean/std/interpolation/resize)."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model, tag) or {}
+    names = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
+             "resize_mode": "image_resize_mode"}
+    return {arg: cfg[key] for key, arg in names.items() if key in cfg}
+
+
+def _resolves(host: str) -> bool:
+    """True when ``host`` has a DNS entry (a cheap 'is there a network' check)."""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def _hf_cached_file(hub: str, what: str) -> str:
+    """A tag's weights from the local Hugging Face cache only (no network), or MissingWeightsError."""
+    from huggingface_hub import hf_hub_download
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    repo, filename = os.path.split(hub)  # open_clip's convention: "org/repo/" or "org/repo/file"
+    for name in [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]:
+        try:
+            return str(hf_hub_download(repo, name, local_files_only=True))
+        except Exception:  # any failure means "not cached"; the next name may be
+            continue
+    raise MissingWeightsError(
+        f"no network (huggingface.co does not resolve) and CLIP weights {what} are not in the "
+        "local Hugging Face cache", hint=NO_WEIGHTS_HINT,
+    )
+
+
+def resolve_tag(model: str, tag: str) -> str:
+    """Local file of a pretrained tag: open_clip's download (cache first), failing fast offline."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    hub = cfg.get("hf_hub", "")
+    # Offline, huggingface_hub retries for about a minute before it looks in its cache.
+    if hub and not _resolves("huggingface.co"):
+        return _hf_cached_file(hub, f"{model}/{tag}")
+    try:
+        return str(open_clip.download_pretrained(cfg))
+    except Exception as err:  # urllib/HF hub raise many types; all mean "no weights here"
+        raise MissingWeightsError(
+            f"cannot download CLIP weights {model}/{tag} ({type(err).__name__}: {err})", hint=NO_WEIGHTS_HINT
+        ) from err
+
+
 def load_clip_model(model: str, pretrained: str, device: str) -> tuple[Any, Any, str, dict[str, Any]]:
     """``(model, preprocess, weights_file, details)`` for a tag or a local file (see module doc).
 
@@ -162,22 +216,15 @@ def load_clip_model(model: str, pretrained: str, device: str) -> tuple[Any, Any,
             hint=NO_WEIGHTS_HINT,
         )
     quick_gelu = False if is_file else _openai_style_quick_gelu(model, pretrained)
-    weights_file = pretrained
-    if not is_file:
-        try:
-            weights_file = open_clip.download_pretrained(open_clip.get_pretrained_cfg(model, pretrained))
-        except Exception as err:  # urllib/HF hub raise many types; all mean "no weights here"
-            raise MissingWeightsError(
-                f"cannot download CLIP weights {model}/{pretrained} ({type(err).__name__}: {err})",
-                hint=NO_WEIGHTS_HINT,
-            ) from err
-    try:
+    weights_file = pretrained if is_file else resolve_tag(model, pretrained)
+    try:  # tags and files load the same way: from the resolved file, tag preprocessing passed on
         clip, _, preprocess = open_clip.create_model_and_transforms(
-            model, pretrained=pretrained, device=device, force_quick_gelu=quick_gelu
+            model, pretrained=weights_file, device=device, force_quick_gelu=quick_gelu,
+            **({} if is_file else _tag_preprocessing(model, pretrained)),
         )
-    except (RuntimeError, KeyError, ValueError, OSError) as err:
+    except (RuntimeError, KeyError, ValueError, OSError, EOFError) as err:
         raise MissingWeightsError(
-            f"cannot load CLIP checkpoint {pretrained!r} into {model!r}: {err}", hint=NO_WEIGHTS_HINT
+            f"cannot load CLIP checkpoint {weights_file!r} into {model!r}: {err}", hint=NO_WEIGHTS_HINT
         ) from err
     clip.eval()
     details = {"source": "file" if is_file else "tag", "quick_gelu": quick_gelu}
