@@ -17,10 +17,10 @@ from trecs_eval.data.toyworld_render import PIXEL_NOISE_STD, Layout
 def _value_noise(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, cell: float) -> np.ndarray:
     """Smooth noise in [0, 1]: uniform values on a grid of ``cell``-sized squares, bilinearly interpolated."""
     g = int(np.ceil(1.0 / cell)) + 3
-    grid = rng.random((g, g))
-    gu = np.clip(u / cell + 1.0, 0, g - 1.001)
-    gv = np.clip(v / cell + 1.0, 0, g - 1.001)
-    iu, iv = gu.astype(np.int64), gv.astype(np.int64)
+    grid = rng.random((g, g), dtype=np.float32)
+    gu = np.clip(u * np.float32(1.0 / cell) + np.float32(1.0), 0, g - 1.001)
+    gv = np.clip(v * np.float32(1.0 / cell) + np.float32(1.0), 0, g - 1.001)
+    iu, iv = gu.astype(np.intp), gv.astype(np.intp)
     fu, fv = gu - iu, gv - iv
     top = grid[iv, iu] * (1 - fu) + grid[iv, iu + 1] * fu
     bottom = grid[iv + 1, iu] * (1 - fu) + grid[iv + 1, iu + 1] * fu
@@ -85,8 +85,9 @@ def paint(layout: Layout, instances: np.ndarray, rng: np.random.Generator,
         layer = layout.layer(int(inst))
         cls = CLASSES[layer.name]
         pixels = order[lo:hi]
-        u = (pixels % size + 0.5) / size
-        v = (pixels // size + 0.5) / size
+        # float32 throughout: textures need no more, and it halves the time of this loop.
+        u = ((pixels % size).astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / size)
+        v = ((pixels // size).astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / size)
         p = pattern(cls.texture[0], cls.texture[1], u, v, layer.phase, rng)[:, None]
         look = cls.colours[layer.colour]
         base = np.asarray(look.base, dtype=np.float32)
@@ -94,6 +95,9 @@ def paint(layout: Layout, instances: np.ndarray, rng: np.random.Generator,
         if colour_shift is not None:
             base = base + colour_shift[layer.name]
             alt = alt + colour_shift[layer.name]
-        image[pixels] = (1 - p) * base + p * alt
-    image += rng.standard_normal(image.shape, dtype=np.float32) * PIXEL_NOISE_STD
-    return np.clip(image, 0, 255).round().astype(np.uint8).reshape(size, size, 3)
+        image[pixels] = base + p * (alt - base)
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    noise *= np.float32(PIXEL_NOISE_STD)
+    image += noise
+    np.clip(image, 0, 255, out=image)
+    return np.rint(image, out=image).astype(np.uint8).reshape(size, size, 3)

@@ -109,21 +109,22 @@ def _labels_at(points: np.ndarray, labels: np.ndarray) -> int:
 
 
 def _hull(points: np.ndarray) -> np.ndarray:
-    """Convex hull (Andrew's monotone chain), counter-clockwise in (x, y-down) order, no repeats."""
-    pts = np.unique(points, axis=0)
+    """Convex hull (Andrew's monotone chain): vertices with positive signed area, no repeats."""
+    pts = sorted({(float(x), float(y)) for x, y in points})  # plain floats: ~20x faster loops
     if len(pts) < 3:
-        return pts
+        return np.asarray(pts, dtype=np.float64).reshape(-1, 2)
 
-    def half(seq: np.ndarray) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
-        for p in seq:
-            while len(out) >= 2 and _cross(out[-1] - out[-2], p - out[-2]) <= 0:
+    def half(seq: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        out: list[tuple[float, float]] = []
+        for px, py in seq:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (py - out[-2][1])
+                                     - (out[-1][1] - out[-2][1]) * (px - out[-2][0])) <= 0:
                 out.pop()
-            out.append(p)
+            out.append((px, py))
         return out
 
     lower, upper = half(pts), half(pts[::-1])
-    return np.asarray(lower[:-1] + upper[:-1])
+    return np.asarray(lower[:-1] + upper[:-1], dtype=np.float64)
 
 
 def hull_majority_label(points: np.ndarray, labels: np.ndarray) -> int:
