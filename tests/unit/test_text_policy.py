@@ -6,6 +6,8 @@ from pathlib import Path
 
 import open_clip
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trecs_eval.data.narratives import Narrative, TimedUtterance
 from trecs_eval.errors import ConfigError, TrecsEvalError
@@ -112,3 +114,28 @@ def test_bad_policy_and_empty_caption() -> None:
         chunk_narrative(_narrative("a dog"), "utterance", len, CONTEXT)
     with pytest.raises(TrecsEvalError, match="empty caption"):
         chunk_narrative(_narrative("   "), "utterances", len, CONTEXT)
+
+
+_WORDS = ["a", "dog", "red", "umbrella", "in", "the", "background", "we", "can", "see", "trees,",
+          "buildings", "sky", "x" * 30, "it's", "&", "left-side", "2", "people"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sentences=st.lists(
+        st.tuples(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=60), st.sampled_from(".!?;")),
+        min_size=1, max_size=8,
+    ),
+    as_utterances=st.booleans(),
+)
+def test_property_chunks_fit_and_cover(tokenizer, sentences, as_utterances) -> None:
+    units = tuple(" ".join(words) + end for words, end in sentences)
+    caption = " ".join(units)
+    narrative = _narrative(caption, units if as_utterances else ())
+    result = chunk_narrative(narrative, "utterances", _count(tokenizer), CONTEXT)
+    assert not result.truncated
+    assert all(len(tokenizer.encode(c)) <= MAX_TOKENS for c in result.chunks)
+    assert " ".join(result.chunks).split() == caption.split()
+    assert result.over_length == (len(tokenizer.encode(caption)) > MAX_TOKENS)
+    if not result.over_length:
+        assert result.chunks == (caption,)  # a narrative that fits is embedded whole, as with truncate
