@@ -53,11 +53,18 @@ class FidInfo:
     warnings: tuple[str, ...]
 
 
+def _require_finite(array: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(array)):
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise TrecsEvalError(f"{what} contain {bad} NaN or inf values; FID is undefined")
+
+
 def features_to_statistics(features: np.ndarray) -> GaussianStatistics:
     """float64 mean and ddof=1 covariance of (n, d) features; n >= 2."""
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise TrecsEvalError(f"FID needs an (n, d) feature matrix with n >= 2, got shape {x.shape}")
+    _require_finite(x, "features")
     return GaussianStatistics(x.mean(axis=0), np.cov(x, rowvar=False), int(x.shape[0]))
 
 
@@ -115,6 +122,9 @@ def statistics_to_fid(a: GaussianStatistics, b: GaussianStatistics) -> tuple[flo
     """FID between two Gaussians (see the module doc); warns when either n < 2048."""
     if a.mu.shape != b.mu.shape or a.sigma.shape != b.sigma.shape:
         raise TrecsEvalError(f"FID statistics differ in dimension: {a.mu.shape} vs {b.mu.shape}")
+    for stats in (a, b):
+        _require_finite(stats.sigma, "statistics")
+        _require_finite(stats.mu, "statistics")
     diff = np.asarray(a.mu, np.float64) - np.asarray(b.mu, np.float64)
     tr_sqrt, negative = trace_sqrt_product(a.sigma, b.sigma)
     return _finish(float(diff @ diff), float(np.trace(a.sigma)), float(np.trace(b.sigma)),
@@ -126,6 +136,8 @@ def features_to_fid(features1: np.ndarray, features2: np.ndarray) -> tuple[float
     x1, x2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
     if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1] or min(len(x1), len(x2)) < 2:
         raise TrecsEvalError(f"FID needs two (n >= 2, d) feature matrices, got {x1.shape}, {x2.shape}")
+    _require_finite(x1, "features")
+    _require_finite(x2, "features")
     (n1, d), n2 = x1.shape, len(x2)
     if min(n1, n2) >= d:
         return statistics_to_fid(features_to_statistics(x1), features_to_statistics(x2))

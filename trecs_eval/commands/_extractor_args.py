@@ -1,0 +1,66 @@
+"""Command-line flags shared by ``trecs-eval stats`` and ``trecs-eval metrics`` (not a command)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from trecs_eval.features.images import PREPROCESSING_MODES
+from trecs_eval.metrics.engine import ExtractorSettings
+
+
+def add_extractor_arguments(parser: argparse.ArgumentParser, clip: bool = False) -> None:
+    """Weights, preprocessing, device and loader flags (plus the CLIP ones when ``clip``)."""
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--inception-weights", metavar="PATH",
+                         help="local Inception weights file (torch-fidelity format); default: "
+                              "download torch-fidelity's release into the torch hub cache")
+    weights.add_argument("--uncalibrated-weights", action="store_true",
+                         help="seeded random weights (no download); results are stamped UNCALIBRATED")
+    parser.add_argument("--preprocessing", choices=PREPROCESSING_MODES, default="tf1",
+                        help="tf1: TF1 bilinear resize as the FID literature (default); "
+                             "clean: PIL bicubic as clean-fid")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-workers", type=int, default=1, help="image decode processes")
+    parser.add_argument("--weights-seed", type=int, default=0,
+                        help="seed of the random weights with --uncalibrated-weights")
+    if clip:
+        parser.add_argument("--clip-model", default="ViT-B-32")
+        parser.add_argument("--clip-pretrained", default="openai", metavar="TAG|PATH")
+        parser.add_argument("--text-policy", choices=("utterances", "truncate"), default="utterances",
+                            help="long narratives: average of <=77-token utterance chunks "
+                                 "(default) or CLIP's truncation")
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars")
+
+
+def settings_from_args(args: argparse.Namespace) -> ExtractorSettings:
+    """The frozen settings the flags describe (CLI -> config, one direction)."""
+    extra: dict[str, Any] = {}
+    if hasattr(args, "clip_model"):
+        extra = {"clip_model": args.clip_model, "clip_pretrained": args.clip_pretrained,
+                 "text_policy": args.text_policy}
+    return ExtractorSettings(
+        device=args.device, batch_size=args.batch_size, num_workers=args.num_workers,
+        inception_weights=args.inception_weights, preprocessing=args.preprocessing,
+        uncalibrated=args.uncalibrated_weights, seed=args.weights_seed,
+        progress=not getattr(args, "quiet", False), **extra)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temp file and rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, allow_nan=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
