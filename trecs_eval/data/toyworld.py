@@ -11,8 +11,9 @@
     DIR/sequence_labels/toyworld.{ids,words,tags}.txt   TReCS files (gold tags: hull-majority rule)
     DIR/annotations.json                       COCO-format masks (RLE), one per instance / stuff region
 
-Scenes are built from 38 COCO-Stuff classes (:mod:`.toyworld_classes`) in 7 themes; a scene holds
-2–4 stuff bands, 0–6 stuff blobs and 2–6 things, typically 5–10 distinct classes. ``image_id`` is
+Scenes are built from 38 COCO-Stuff classes (:mod:`.toyworld_classes`: 20 stuff, 18 things) in 7
+themes (beach, park, street, room, farm, snow, lake); a scene holds 2–4 stuff bands, 0–6 stuff
+blobs and 2–6 things: 4–10 distinct classes, median 6 (measured on 100 scenes of seed 0). ``image_id`` is
 ``str(seed * 1_000_000 + index)``, so ids are numeric like COCO's and differ across seeds.
 
 >>> scene = generate_scene(0, seed=0, image_size=64)
@@ -48,6 +49,7 @@ from trecs_eval.data.toyworld_io import (
     SEQUENCE_LABEL_SPLIT,
     ToyworldManifest,
     ToyworldPaths,
+    read_manifest,
     write_manifest,
 )
 from trecs_eval.data.toyworld_narrative import caption_of, plan_visits
@@ -56,8 +58,8 @@ from trecs_eval.data.toyworld_render import Layout, displace, make_layout, raste
 from trecs_eval.data.toyworld_trace import gold_tags, timeline
 from trecs_eval.errors import ConfigError
 
-__all__ = ["FORMAT_VERSION", "Scene", "ToyworldManifest", "ToyworldPaths", "generate_scene", "render_shifted",
-           "write_toyworld"]
+__all__ = ["FORMAT_VERSION", "Scene", "ToyworldManifest", "ToyworldPaths", "generate_scene", "read_manifest",
+           "render_shifted", "write_toyworld"]
 
 MAX_ITEMS_PER_SEED = 1_000_000  # image_id = seed * 1_000_000 + index
 MIN_IMAGE_SIZE = 32

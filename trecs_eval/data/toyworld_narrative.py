@@ -53,13 +53,26 @@ def _article(adjective: str, noun: str, article: str) -> str:
 
 
 def _thing_phrase(layer: ShapeLayer, seen: set[str], rng: np.random.Generator) -> str:
+    """"a brown dog sitting"; "another ..." when the same noun was said before (``seen`` grows)."""
     cls = CLASSES[layer.name]
     adjective = cls.colours[layer.colour].adjective if rng.random() < 0.8 else ""
     noun = cls.nouns[int(rng.integers(len(cls.nouns)))]
-    phrase = f"another {adjective} {noun}".replace("  ", " ") if layer.name in seen else _article(
+    phrase = f"another {adjective} {noun}".replace("  ", " ") if noun in seen else _article(
         adjective, noun, "a")
+    seen.add(noun)
     verb = cls.verbs[int(rng.integers(len(cls.verbs)))]
     return f"{phrase} {verb}".strip()
+
+
+def _connector(options: tuple[str, ...], used: set[str], rng: np.random.Generator) -> str:
+    """A connector not said yet in this narrative (speakers vary them), else "and"."""
+    fresh = [c for c in options if c not in used]
+    if not fresh:
+        return "and"
+    choice = fresh[int(rng.integers(len(fresh)))]
+    if choice != "and":
+        used.add(choice)
+    return choice
 
 
 def _stuff_phrase(name: str, colour: int, rng: np.random.Generator) -> str:
@@ -84,25 +97,25 @@ def plan_visits(layout: Layout, instances: np.ndarray, rng: np.random.Generator)
         if CLASSES[lay.name].kind != "thing":
             stuff.setdefault(lay.instance, lay)
     mentioned: set[int] = set()
-    seen: set[str] = set()
+    seen: set[str] = set()  # nouns said so far
+    used: set[str] = set()  # connectors said so far
     visits: list[Visit] = []
     for k, thing in enumerate(things):
         label = CLASSES[thing.name].label
-        prefix = "" if k == 0 else _ALSO[int(rng.integers(len(_ALSO)))] + " "
+        prefix = "" if k == 0 else _connector(_ALSO, used, rng) + " "
         visits.append(Visit(prefix + _thing_phrase(thing, seen, rng), thing.instance, True, None, label))
-        seen.add(thing.name)
         below = _ground_under(thing, instances)
         if below is not None and below[0] in stuff and below[0] not in mentioned and rng.random() < 0.6 \
                 and area[below[0]] >= MIN_STUFF_FRACTION * size * size:
             lay = stuff[below[0]]
-            prep = "in" if lay.name in ("sea", "river") else "on"
+            prep = "in" if lay.name in ("sea", "river", "sky-other") else "on"
             text = f"{prep} {_stuff_phrase(lay.name, lay.colour, rng)}"
             visits.append(Visit(text, lay.instance, False, below[1], CLASSES[lay.name].label))
             mentioned.add(lay.instance)
     rest = [i for i in sorted(stuff) if i not in mentioned and area[i] >= MIN_STUFF_FRACTION * size * size]
     for k, inst in enumerate(rest):
         lay = stuff[inst]
-        lead = _BACKGROUND[int(rng.integers(len(_BACKGROUND) - 1))] if k == 0 or rng.random() < 0.3 else "and"
+        lead = _connector(_BACKGROUND[:-1], used, rng) if k == 0 or rng.random() < 0.3 else "and"
         visits.append(Visit(f"{lead} {_stuff_phrase(lay.name, lay.colour, rng)}", inst, False, None,
                             CLASSES[lay.name].label))
     opener = _OPENERS[int(rng.integers(len(_OPENERS)))]
