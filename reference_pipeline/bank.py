@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from trecs_eval.data.coco_stuff import ID_TO_NAME, NAME_TO_ID
 from trecs_eval.errors import InputError, TrecsEvalError
 
 BANK_FORMAT_VERSION = 1
+DECODED_CACHE_SIZE = 2048  # decoded masks kept in memory (about 130 MB at 256×256)
 INDEX_NAME = "bank.json"
 
 
@@ -70,7 +72,8 @@ class MaskBank:
         self.masks = tuple(masks)
         self.images_dir = Path(images_dir)
         self.source_sha256 = source_sha256
-        self._decoded: dict[tuple[int, int, int], np.ndarray] = {}
+        self._decoded: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self._bboxes: dict[tuple[int, int, int], tuple[float, float, float, float]] = {}
         self._label_bags = tuple(
             tuple(sorted({self.masks[m].label for m in img.mask_indices})) for img in self.images
         )
@@ -96,7 +99,9 @@ class MaskBank:
         height, width = size if size is not None else (img.height, img.width)
         key = (mask_index, height, width)
         cached = self._decoded.get(key)
-        if cached is None:
+        if cached is not None:
+            self._decoded.move_to_end(key)
+        else:
             rle = {"size": [img.height, img.width], "counts": info.rle.encode("ascii")}
             with warnings.catch_warnings():
                 # pycocotools' decode trips numpy 2's __array__(copy=...) deprecation; harmless here.
@@ -104,7 +109,23 @@ class MaskBank:
                 full = mask_utils.decode(rle).astype(bool)
             cached = full if (height, width) == full.shape else _resize_nearest(full, height, width)
             self._decoded[key] = cached
+            if len(self._decoded) > DECODED_CACHE_SIZE:
+                self._decoded.popitem(last=False)
         return cached
+
+    def mask_bbox(self, mask_index: int, size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """(y0, x0, y1, x1) pixel-edge bbox of the mask resized to ``size`` (cached)."""
+        key = (mask_index, *size)
+        box = self._bboxes.get(key)
+        if box is None:
+            mask = self.mask(mask_index, size)
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            if rows.size == 0:
+                raise TrecsEvalError(f"mask {mask_index} vanishes when resized to {size}; "
+                                     "use a larger canvas")
+            box = (float(rows[0]), float(cols[0]), float(rows[-1] + 1), float(cols[-1] + 1))
+            self._bboxes[key] = box
+        return box
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
         """Writes ``out_dir/bank.json`` atomically; returns its path."""

@@ -10,8 +10,11 @@ Rules (Koh et al. 2021, sec. 3.3, simplified and made explicit):
 * **Placement rule** (axis-aligned scale + translation). With the mask's bbox (canvas pixels,
   after resizing the bank image to the canvas) of centre ``s`` and size ``(sw, sh)``, and the
   trace points' bbox (= the bbox of their convex hull) of centre ``t`` and size ``(tw, th)``:
-  ``scale_x = clip(tw / sw, SCALE_MIN, SCALE_MAX)`` (1 when ``tw < MIN_TRACE_EXTENT_PX``; same
-  for y) and ``dst = (src - s) · scale + t``. Pixels are sampled at their centres.
+  ``scale_x = clip(g·tw / sw, SCALE_MIN, SCALE_MAX)`` (1 when ``g·tw < MIN_TRACE_EXTENT_PX``; same
+  for y) and ``dst = (src - s) · scale + t``, with ``g = TRACE_BOX_GROWTH`` (1.4): a scribble covers
+  an object's core rather than its outline, so the hull's box is enlarged about its centre
+  (1.4 ≈ 1/0.7, a core of 70 % of the object's radius; on toyworld val, g = 1.0 / 1.2 / 1.4 / 1.6
+  gave oracle trace-canvas accuracy 0.76 / 0.82 / 0.84 / 0.84). Pixels are sampled at centres.
 * **Choice.** The candidate whose placed mask has the highest IoU with the rasterized convex hull
   of the points (ties: the earlier candidate, i.e. better-ranked image, then mask order). A
   hull of fewer than 3 non-collinear points is replaced by its bbox.
@@ -46,6 +49,7 @@ from trecs_eval.errors import TrecsEvalError
 SCALE_MIN = 0.25
 SCALE_MAX = 4.0
 MIN_TRACE_EXTENT_PX = 2.0
+TRACE_BOX_GROWTH = 1.4
 
 
 @dataclass(frozen=True)
@@ -101,37 +105,63 @@ def trace_sequences(tags: Sequence[str], points: Sequence[np.ndarray]) -> list[T
     return sequences
 
 
-def hull_mask(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Pixels (centres) inside the convex hull of normalized points (their bbox if the hull is degenerate)."""
+Window = tuple[int, int, int, int]
+"""(row0, row1, col0, col1), half-open: the part of the canvas a windowed mask covers."""
+
+
+def hull_window(points: np.ndarray, size: tuple[int, int]) -> tuple[Window, np.ndarray]:
+    """Pixels (centres) inside the convex hull of normalized points, within the hull's bbox window.
+
+    A degenerate hull (fewer than 3 non-collinear points) is replaced by the pixels its bbox touches.
+    """
     height, width = size
     px = points * np.array([width, height], dtype=np.float64)
-    ys, xs = np.arange(height) + 0.5, np.arange(width) + 0.5
+    (x0, y0), (x1, y1) = np.floor(px.min(axis=0)), np.floor(px.max(axis=0))
+    r0, r1 = int(np.clip(y0, 0, height - 1)), int(np.clip(y1, 0, height - 1)) + 1
+    c0, c1 = int(np.clip(x0, 0, width - 1)), int(np.clip(x1, 0, width - 1)) + 1
     try:
         hull = ConvexHull(px)
     except (QhullError, ValueError):
-        # A degenerate hull is a segment or a point: take the pixels its bbox touches.
-        (x0, y0), (x1, y1) = np.floor(px.min(axis=0)), np.floor(px.max(axis=0))
-        rows, cols = np.arange(height), np.arange(width)
-        return ((rows[:, None] >= y0) & (rows[:, None] <= y1) & (cols[None, :] >= x0) & (cols[None, :] <= x1))
-    inside = np.ones((height, width), dtype=bool)
+        return (r0, r1, c0, c1), np.ones((r1 - r0, c1 - c0), dtype=bool)
+    ys, xs = np.arange(r0, r1) + 0.5, np.arange(c0, c1) + 0.5
+    inside = np.ones((r1 - r0, c1 - c0), dtype=bool)
     for a, b, c in hull.equations:  # a·x + b·y + c <= 0 inside every facet
         inside &= (a * xs[None, :] + b * ys[:, None] + c) <= 1e-9
-    return inside
+    return (r0, r1, c0, c1), inside
 
 
-def _bbox(mask: np.ndarray) -> tuple[float, float, float, float]:
+def hull_mask(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`hull_window` pasted on an H×W canvas."""
+    return _paste(*hull_window(points, size), size)
+
+
+def _paste(window: Window, sub: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    out = np.zeros(size, dtype=bool)
+    out[window[0]:window[1], window[2]:window[3]] = sub
+    return out
+
+
+Box = tuple[float, float, float, float]
+"""(y0, x0, y1, x1) pixel-edge bbox."""
+
+
+def _bbox(mask: np.ndarray) -> Box:
     """(y0, x0, y1, x1) pixel-edge bbox of a non-empty mask."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return float(rows[0]), float(cols[0]), float(rows[-1] + 1), float(cols[-1] + 1)
 
 
 def place_on_trace(mask: np.ndarray, points: np.ndarray, mask_index: int, label: int,
-                   instance_id: int) -> Placement:
+                   instance_id: int, bbox: Box | None = None) -> Placement:
     """The placement rule of the module doc for one mask (canvas-sized) and normalized trace points."""
     height, width = mask.shape
-    y0, x0, y1, x1 = _bbox(mask)
+    y0, x0, y1, x1 = bbox if bbox is not None else _bbox(mask)
     px = points * np.array([width, height], dtype=np.float64)
     (tx0, ty0), (tx1, ty1) = px.min(axis=0), px.max(axis=0)
+    # Enlarge the target box about its centre: scribbles cover an object's core, not its outline.
+    half_w, half_h = (tx1 - tx0) * TRACE_BOX_GROWTH / 2, (ty1 - ty0) * TRACE_BOX_GROWTH / 2
+    cx, cy = (tx0 + tx1) / 2, (ty0 + ty1) / 2
+    tx0, tx1, ty0, ty1 = cx - half_w, cx + half_w, cy - half_h, cy + half_h
     scale = []
     for target, source in ((ty1 - ty0, y1 - y0), (tx1 - tx0, x1 - x0)):
         ratio = float(np.clip(target / source, SCALE_MIN, SCALE_MAX))
@@ -144,23 +174,53 @@ def identity_placement(mask_index: int, label: int, instance_id: int) -> Placeme
     return Placement(mask_index, label, (1.0, 1.0), (0.0, 0.0), (0.0, 0.0), instance_id)
 
 
-def render(mask: np.ndarray, placement: Placement) -> np.ndarray:
-    """The placed mask on a canvas of the mask's size (nearest sampling at pixel centres)."""
+def _dst_range(placement: Placement, axis: int, lo: float, hi: float, limit: int) -> tuple[int, int]:
+    """Destination pixels whose source coordinate may fall in [lo, hi) (one pixel of slack each side)."""
+    a = (lo - placement.src_center[axis]) * placement.scale[axis] + placement.dst_center[axis] - 0.5
+    b = (hi - placement.src_center[axis]) * placement.scale[axis] + placement.dst_center[axis] - 0.5
+    return max(0, int(np.floor(a)) - 1), min(limit, int(np.ceil(b)) + 1)
+
+
+def render_window(mask: np.ndarray, placement: Placement,
+                  bbox: Box | None = None) -> tuple[Window, np.ndarray]:
+    """The placed mask (nearest sampling at pixel centres), only over the window it can reach."""
     height, width = mask.shape
-    rows = np.floor(placement.source_coords(0, np.arange(height))).astype(np.int64)
-    cols = np.floor(placement.source_coords(1, np.arange(width))).astype(np.int64)
+    y0, x0, y1, x1 = bbox if bbox is not None else _bbox(mask)
+    r0, r1 = _dst_range(placement, 0, y0, y1, height)
+    c0, c1 = _dst_range(placement, 1, x0, x1, width)
+    r0, c0 = min(r0, r1), min(c0, c1)
+    rows = np.floor(placement.source_coords(0, np.arange(r0, r1))).astype(np.int64)
+    cols = np.floor(placement.source_coords(1, np.arange(c0, c1))).astype(np.int64)
     row_ok, col_ok = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
-    out = np.zeros_like(mask)
+    sub = np.zeros((r1 - r0, c1 - c0), dtype=bool)
     r_idx, c_idx = np.flatnonzero(row_ok), np.flatnonzero(col_ok)
     if r_idx.size and c_idx.size:
-        out[np.ix_(r_idx, c_idx)] = mask[np.ix_(rows[row_ok], cols[col_ok])]
-    return out
+        sub[np.ix_(r_idx, c_idx)] = mask[np.ix_(rows[row_ok], cols[col_ok])]
+    return (r0, r1, c0, c1), sub
+
+
+def render(mask: np.ndarray, placement: Placement) -> np.ndarray:
+    """The placed mask on a canvas of the mask's size (nearest sampling at pixel centres)."""
+    return _paste(*render_window(mask, placement), mask.shape)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     """|a ∩ b| / |a ∪ b| of two bool masks (0 when both are empty)."""
     union = np.count_nonzero(a | b)
     return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def windowed_iou(a_window: Window, a: np.ndarray, b_window: Window, b: np.ndarray) -> float:
+    """:func:`iou` of two windowed masks without building full canvases."""
+    r0, r1 = max(a_window[0], b_window[0]), min(a_window[1], b_window[1])
+    c0, c1 = max(a_window[2], b_window[2]), min(a_window[3], b_window[3])
+    inter = 0
+    if r0 < r1 and c0 < c1:
+        sub_a = a[r0 - a_window[0]:r1 - a_window[0], c0 - a_window[2]:c1 - a_window[2]]
+        sub_b = b[r0 - b_window[0]:r1 - b_window[0], c0 - b_window[2]:c1 - b_window[2]]
+        inter = np.count_nonzero(sub_a & sub_b)
+    union = np.count_nonzero(a) + np.count_nonzero(b) - inter
+    return inter / union if union else 0.0
 
 
 def candidates(bank: MaskBank, label: int, ranking: Sequence[int], top_k: int) -> list[int]:
@@ -183,11 +243,12 @@ def choose_placement(bank: MaskBank, cands: Sequence[int], seq: TraceSequence, s
         same = [m for m in cands if bank.masks[m].image_index == first_image]
         best = max(same, key=lambda m: (bank.masks[m].area, -m))
         return identity_placement(best, seq.label, instance_id)
-    hull = hull_mask(seq.points, size)
+    hull_win, hull = hull_window(seq.points, size)
     best_placement, best_iou = None, -1.0
     for m in cands:
-        placement = place_on_trace(bank.mask(m, size), seq.points, m, seq.label, instance_id)
-        score = iou(render(bank.mask(m, size), placement), hull)
+        mask, box = bank.mask(m, size), bank.mask_bbox(m, size)
+        placement = place_on_trace(mask, seq.points, m, seq.label, instance_id, box)
+        score = windowed_iou(*render_window(mask, placement, box), hull_win, hull)
         if score > best_iou:
             best_placement, best_iou = placement, score
     assert best_placement is not None
@@ -211,8 +272,11 @@ def compose(bank: MaskBank, sequences: Sequence[TraceSequence], ranking: Sequenc
             skipped.append(seq.label)
             continue
         placement = choose_placement(bank, cands, seq, size, len(placements) + 1, ignore_traces)
-        _paint(render(bank.mask(placement.mask_index, size), placement), placement, len(placements),
-               labels, instances, source)
+        m = placement.mask_index
+        window, sub = render_window(bank.mask(m, size), placement, bank.mask_bbox(m, size))
+        r0, r1, c0, c1 = window
+        _paint(sub, placement, len(placements), labels[r0:r1, c0:c1], instances[r0:r1, c0:c1],
+               source[r0:r1, c0:c1])
         placements.append(placement)
     _fill(bank, int(ranking[0]), labels, instances, source, placements)
     return Composition(labels, instances, source, placements, tuple(skipped))

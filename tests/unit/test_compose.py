@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from trecs_scene import square_points, write_bank_dir
 
+import reference_pipeline.compose as compose_module
 from reference_pipeline.bank import build_bank
 from reference_pipeline.compose import (
     SCALE_MAX,
@@ -60,7 +61,8 @@ def test_hull_mask_of_a_box_and_of_degenerate_points():
     assert np.flatnonzero(line.any(axis=1)).tolist() == [32] and line.sum() == 48 - 16 + 1
 
 
-def test_placement_rule_maps_mask_bbox_onto_trace_bbox():
+def test_placement_rule_maps_mask_bbox_onto_trace_bbox(monkeypatch):
+    monkeypatch.setattr(compose_module, "TRACE_BOX_GROWTH", 1.0)
     mask = np.zeros(SIZE, dtype=bool)
     mask[10:30, 10:30] = True
     points = np.array(square_points(0.5, 0.25, 0.75, 0.75))  # pixel box x 32..48, y 16..48
@@ -72,6 +74,16 @@ def test_placement_rule_maps_mask_bbox_onto_trace_bbox():
     assert placed.sum() == 32 * 16
 
 
+def test_placement_grows_the_trace_box_about_its_centre(monkeypatch):
+    monkeypatch.setattr(compose_module, "TRACE_BOX_GROWTH", 1.5)
+    mask = np.zeros(SIZE, dtype=bool)
+    mask[10:30, 10:30] = True
+    # Trace box x 32..48, y 16..48 grows 1.5× about its centre (40, 32): x 28..52, y 8..56.
+    placed = render(mask, place_on_trace(mask, np.array(square_points(0.5, 0.25, 0.75, 0.75)), 0, DOG, 1))
+    rows, cols = np.flatnonzero(placed.any(axis=1)), np.flatnonzero(placed.any(axis=0))
+    assert (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) == (8, 56, 28, 52)
+
+
 def test_placement_scale_is_clamped():
     mask = np.zeros(SIZE, dtype=bool)
     mask[30:32, 0:60] = True  # 2 px high: a 32 px trace would need 16×
@@ -79,8 +91,11 @@ def test_placement_scale_is_clamped():
     assert placement.scale[0] == SCALE_MAX
 
 
-def test_iou_choice_picks_the_better_placed_mask(bank):
+def test_iou_choice_picks_the_better_placed_mask(bank, monkeypatch):
     # The bar (image 0) ranks first, but a square trace fits the square dog of image 1 better.
+    chosen = compose(bank, [seq(DOG, (0.5, 0.5, 0.8, 0.8))], ranking=[0, 1], size=SIZE, top_k=2).placements[0]
+    assert bank.masks[chosen.mask_index].image_index == 1 and chosen.label == DOG
+    monkeypatch.setattr(compose_module, "TRACE_BOX_GROWTH", 1.0)  # the placed square then fills the hull
     comp = compose(bank, [seq(DOG, (0.5, 0.5, 0.8, 0.8))], ranking=[0, 1, 2, 3], size=SIZE, top_k=2)
     chosen = comp.placements[0]
     assert bank.masks[chosen.mask_index].image_index == 1 and chosen.label == DOG

@@ -34,7 +34,7 @@ def bank(tmp_path_factory):
 
 
 def dog_on_trace(bank, size=(64, 64)):
-    dog = TraceSequence(DOG, 0, 1, np.array(square_points(0.5, 0.5, 0.9, 0.9)))
+    dog = TraceSequence(DOG, 0, 1, np.array(square_points(0.7, 0.7, 0.95, 0.95)))
     return compose(bank, [dog], ranking=[0], size=size, top_k=1)
 
 
@@ -51,11 +51,10 @@ def test_collage_copies_moved_source_pixels_and_blends_only_seams(bank):
     image = CollageSynthesizer(bank)(comp)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     # The moved dog keeps the dog's colour deep inside its new place, the grass elsewhere.
-    assert image[45, 45].tolist() == scene_colour(0, DOG).tolist()
+    assert image[53, 53].tolist() == scene_colour(0, DOG).tolist()
     assert image[60, 5].tolist() == scene_colour(0, GRASS).tolist()
-    # Where the dog used to be, the canvas is grass: fill copies grass-region pixels (identity),
-    # which in the source image are dog-coloured; the collage shows the source as it is.
-    assert comp.labels[20, 20] == GRASS
+    # Where the dog used to be, the canvas is grass (nearest-label fill): only grass pixels are copied.
+    assert comp.labels[20, 20] == GRASS and image[20, 20].tolist() == scene_colour(0, GRASS).tolist()
     # Seams: every pixel that differs from both pure colours lies within the seam band of the dog.
     pure = np.all(image == scene_colour(0, DOG), axis=2) | np.all(image == scene_colour(0, GRASS), axis=2)
     rows, cols = np.nonzero(~pure)
@@ -72,7 +71,7 @@ def test_collage_is_deterministic_and_handles_another_canvas_size(bank):
     b = CollageSynthesizer(bank)(dog_on_trace(bank))
     assert a.tobytes() == b.tobytes()
     big = synth(dog_on_trace(bank, (128, 128)))
-    assert big.shape == (128, 128, 3) and big[90, 90].tolist() == scene_colour(0, DOG).tolist()
+    assert big.shape == (128, 128, 3) and big[106, 106].tolist() == scene_colour(0, DOG).tolist()
 
 
 def test_semantic_input_one_hot_and_instance_edges():
@@ -87,6 +86,15 @@ def test_semantic_input_one_hot_and_instance_edges():
     assert seg[0, -1, :, 1:3].eq(1).all() and seg[0, -1, :, [0, 3]].eq(0).all()  # edges beside the border
 
 
+@pytest.fixture()
+def one_thread():
+    # Tiny convolutions gain nothing from threads and lose a lot on a shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def spade_checkpoint(tmp_path_factory):
     torch.manual_seed(0)  # the random-init weights of the test checkpoint
@@ -95,7 +103,7 @@ def spade_checkpoint(tmp_path_factory):
     return path
 
 
-def test_spade_loads_a_checkpoint_and_is_seeded(spade_checkpoint):
+def test_spade_loads_a_checkpoint_and_is_seeded(spade_checkpoint, one_thread):
     synth = SpadeSynthesizer(spade_checkpoint)
     assert synth.model.config == TINY_SPADE
     labels = np.full((32, 32), GRASS, dtype=np.uint8)

@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from trecs_eval.data.coco_stuff import NAME_TO_ID, read_label_map
-from trecs_eval.data.evalset import EvalItem
+from trecs_eval.data.coco_stuff import NAME_TO_ID
+from trecs_eval.data.evalset import EvalItem, read_gold_segmentation
 from trecs_eval.data.narratives import Narrative, word_points
 from trecs_eval.errors import InputError, TrecsEvalError
 from trecs_eval.metrics import tag_accuracy as tag_metrics
@@ -171,7 +171,7 @@ def segmentation_metrics(items: Sequence[EvalItem], canvases: Mapping[str, np.nd
     if not scored:
         reason = "no item has a gold segmentation map"
         return [_failed(PIXEL_ACCURACY_INFO, reason, seed), _failed(MIOU_INFO, reason, seed)]
-    counts = np.stack([class_counts(read_label_map(item.gold_segmentation), _canvas_of(canvases, item))
+    counts = np.stack([class_counts(read_gold_segmentation(item), _canvas_of(canvases, item))
                        for item in scored])
     if np.any(counts[:, 1].sum(axis=1) == 0):
         bad = scored[int(np.flatnonzero(counts[:, 1].sum(axis=1) == 0)[0])]

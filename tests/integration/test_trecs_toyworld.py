@@ -1,0 +1,111 @@
+"""The `trecs` generator end to end on a small toyworld: traces help, same seed gives same bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reference_pipeline.pipeline import TReCSGenerator
+from reference_pipeline.synthesize.spade import SpadeConfig, SPADEGenerator, save_checkpoint
+from trecs_eval.data.evalset import load_toyworld
+from trecs_eval.data.toyworld import write_toyworld
+from trecs_eval.errors import ConfigError, InputError
+from trecs_eval.generation.protocol import GENERATORS, Generator, GeneratorContext
+from trecs_eval.metrics.label_canvas import label_canvas_metrics
+
+IMAGE_SIZE = 128
+N_TRAIN, N_VAL = 60, 20
+ORACLE_MIN_TRACE_CANVAS = 0.75  # issue target 0.8 on the benchmark's larger set; margin for n=20
+TRACE_GAIN_MIN = 0.3  # oracle must beat the no-trace ablation by at least this much
+N_RESAMPLES = 200
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trecs_toyworld")
+    write_toyworld(root / "train", n=N_TRAIN, seed=101, image_size=IMAGE_SIZE, shifted=False, progress=False,
+                   workers=1)
+    write_toyworld(root / "val", n=N_VAL, seed=102, image_size=IMAGE_SIZE, shifted=False, progress=False,
+                   workers=1)
+    context = GeneratorContext(work_dir=root / "work", train_dir=root / "train", image_size=IMAGE_SIZE)
+    return load_toyworld(root / "val").items, context
+
+
+def trace_canvas(items, generations) -> float:
+    canvases = {item.item_id: g.canvas for item, g in zip(items, generations, strict=True)}
+    results = {r.name: r for r in label_canvas_metrics(items, canvases, n_resamples=N_RESAMPLES)}
+    assert results["canvas_miou"].status == "ok"
+    return results["trace_canvas_accuracy"].value
+
+
+def test_traces_buy_canvas_accuracy(world):
+    items, context = world
+    scores = {}
+    for name, params in (("oracle", {"tags": "oracle"}), ("predicted", {"tags": "predicted"}),
+                         ("no_traces", {"tags": "oracle", "ignore_traces": True})):
+        generations = TReCSGenerator(params, context).generate(items, seed=0)
+        for g in generations:
+            assert g.image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and g.image.dtype == np.uint8
+            assert g.canvas.shape == (IMAGE_SIZE, IMAGE_SIZE) and np.all(g.canvas != 0)
+        scores[name] = trace_canvas(items, generations)
+    assert scores["oracle"] >= ORACLE_MIN_TRACE_CANVAS, scores
+    assert scores["oracle"] - scores["no_traces"] >= TRACE_GAIN_MIN, scores
+    assert scores["no_traces"] < scores["predicted"] < scores["oracle"], scores
+
+
+def test_same_seed_same_bytes_whatever_the_batching(world):
+    items, context = world
+    batch = TReCSGenerator({"tags": "oracle"}, context).generate(items[:6], seed=3)
+    again = TReCSGenerator({"tags": "oracle"}, context)  # loads the cached bank from work_dir
+    one_by_one = [again.generate([item], seed=3)[0] for item in reversed(items[:6])][::-1]
+    for a, b in zip(batch, one_by_one, strict=True):
+        assert a.image.tobytes() == b.image.tobytes() and a.canvas.tobytes() == b.canvas.tobytes()
+        assert a.instances.tobytes() == b.instances.tobytes()
+    assert len(list((Path(context.work_dir) / "trecs_bank").iterdir())) == 1
+
+
+def test_registered_protocol_and_capabilities(world):
+    _, context = world
+    import baselines  # noqa: F401  registers the built-in systems
+
+    generator = GENERATORS.get("trecs")({"tags": "oracle", "synthesizer": "palette"}, context)
+    assert isinstance(generator, Generator) and generator.name == "trecs"
+    assert generator.capabilities.uses_traces and generator.capabilities.returns_canvas
+    ablation = TReCSGenerator({"tags": "oracle", "ignore_traces": True}, context)
+    assert not ablation.capabilities.uses_traces
+
+
+def test_spade_synthesizer_through_the_generator(world, tmp_path):
+    items, context = world
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: threads only contend on a shared machine
+    torch.manual_seed(0)  # random-init weights of the test checkpoint
+    checkpoint = tmp_path / "spade.pt"
+    save_checkpoint(SPADEGenerator(SpadeConfig(ngf=2, z_dim=8, nhidden=4, crop_size=64)), checkpoint)
+    params = {"tags": "oracle", "synthesizer": "spade", "spade_checkpoint": str(checkpoint)}
+    generator = TReCSGenerator(params, context)
+    try:
+        a, b = generator.generate([items[0], items[0]], seed=5)
+    finally:
+        torch.set_num_threads(threads)
+    assert a.image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and a.image.tobytes() == b.image.tobytes()
+    assert np.array_equal(a.canvas, b.canvas)
+
+
+def test_bad_parameters_and_inputs_are_clear_errors(world):
+    items, context = world
+    with pytest.raises(ConfigError, match="did you mean 'top_k'"):
+        TReCSGenerator({"topk": 3}, context)
+    with pytest.raises(ConfigError, match="synthesizer"):
+        TReCSGenerator({"synthesizer": "colage"}, context)
+    with pytest.raises(ConfigError, match="spade_checkpoint"):
+        TReCSGenerator({"synthesizer": "spade"}, context)
+    with pytest.raises(ConfigError, match="train folder"):
+        TReCSGenerator({}, GeneratorContext())
+    from dataclasses import replace
+
+    with pytest.raises(InputError, match="gold tag"):
+        TReCSGenerator({"tags": "oracle"}, context).generate([replace(items[0], gold_tags=None)], seed=0)
