@@ -13,7 +13,7 @@ Parameters (all optional):
 * ``ignore_traces`` (bool): the ablation, masks keep their retrieved positions;
 * ``synthesizer``: ``"collage"`` (default), ``"spade"`` (needs ``spade_checkpoint``), ``"palette"``;
 * ``top_k`` (5) retrieved images; ``retriever``: ``"bm25"`` (default) or ``"clip"`` (needs
-  ``clip_weights``).
+  ``clip_weights``, a checkpoint file or open_clip tag; ``clip_model`` default ViT-B-32).
 
  The mask bank is built from
 ``train_dir/annotations.json`` + ``train_dir/images/`` and cached in ``work_dir`` under the
@@ -64,6 +64,7 @@ class TReCSParams:
     spade_checkpoint: str | None = None
     retriever: str = "bm25"
     clip_weights: str | None = None
+    clip_model: str | None = None
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> TReCSParams:
@@ -146,8 +147,9 @@ class TReCSGenerator:
             raise ConfigError("the trecs generator needs a train folder (mask bank and tagger data)")
         train_dir = Path(context.train_dir)
         self.bank = load_or_build_bank(train_dir, context.work_dir)
-        self.retriever: Retriever = (clip_retriever(self.bank, self.params.clip_weights, context.device)
-                                     if self.params.retriever == "clip" else BM25Retriever(self.bank))
+        p = self.params
+        self.retriever: Retriever = (clip_retriever(self.bank, p.clip_weights, p.clip_model, context.device)
+                                     if p.retriever == "clip" else BM25Retriever(self.bank))
         self.tagger = (train_tagger(self.params.tagger, train_dir, self.params.tagger_seed)
                        if self.params.tags == "predicted" else None)
         self.collage = CollageSynthesizer(self.bank)

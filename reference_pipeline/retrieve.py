@@ -120,18 +120,25 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / norms
 
 
-def clip_retriever(bank: MaskBank, weights: str | Path, device: str = "cpu") -> EmbeddingRetriever:
-    """An :class:`EmbeddingRetriever` over open_clip embeddings from ``trecs_eval.features.clip``.
+def clip_retriever(bank: MaskBank, weights: str | Path, model: str | None = None,
+                   device: str = "cpu") -> EmbeddingRetriever:
+    """An :class:`EmbeddingRetriever` over open_clip embeddings (``trecs_eval.features.clip.ClipEmbedder``).
 
-    Needs the CLIP module of the metrics engine and a local weights file; raises a clear error
-    when either is missing.
+    ``weights`` is a local checkpoint file or an open_clip pretrained tag; ``model`` the open_clip
+    architecture (default ViT-B-32). The query is the narrative's words joined by spaces,
+    embedded with the ``truncate`` text policy; bank images are embedded once, here.
     """
-    try:
-        from trecs_eval.features import clip as clip_features
-    except ImportError as err:
-        raise TrecsEvalError("the CLIP retriever needs trecs_eval.features.clip, which is missing") from err
-    embedder = clip_features.ClipEmbedder(weights=weights, device=device)  # type: ignore[attr-defined]
-    return EmbeddingRetriever(bank, embedder.embed_texts, embedder.embed_images)
+    from trecs_eval.data.narratives import Narrative
+    from trecs_eval.features.clip import DEFAULT_CLIP_MODEL, ClipEmbedder
+
+    embedder = ClipEmbedder(model or DEFAULT_CLIP_MODEL, str(weights), device=device, text_policy="truncate",
+                            progress=False)
+
+    def embed_texts(texts: list[str]) -> np.ndarray:
+        queries = [Narrative("query", f"q{i}", 0, text) for i, text in enumerate(texts)]
+        return embedder.text_embeddings(queries).embeddings
+
+    return EmbeddingRetriever(bank, embed_texts, embedder.image_embeddings)
 
 
 def top_k(retriever: Retriever, words: Sequence[str], labels: Sequence[str],

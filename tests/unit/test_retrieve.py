@@ -10,7 +10,15 @@ import pytest
 from trecs_scene import write_bank_dir
 
 from reference_pipeline.bank import build_bank
-from reference_pipeline.retrieve import BM25_B, BM25_K1, BM25Retriever, EmbeddingRetriever, label_terms, top_k
+from reference_pipeline.retrieve import (
+    BM25_B,
+    BM25_K1,
+    BM25Retriever,
+    EmbeddingRetriever,
+    clip_retriever,
+    label_terms,
+    top_k,
+)
 from trecs_eval.data.coco_stuff import ID_TO_NAME
 from trecs_eval.errors import TrecsEvalError
 
@@ -102,3 +110,19 @@ def test_embedding_retriever_rejects_zero_vectors_and_bad_k(bank):
         EmbeddingRetriever(bank, lambda t: np.ones((1, 2)), lambda p: np.zeros((len(p), 2)))
     with pytest.raises(TrecsEvalError, match="top_k"):
         top_k(BM25Retriever(bank), ["dog"], [], 0)
+
+
+def test_clip_retriever_through_the_real_embedder(bank, tmp_path):
+    from tests.clip_support import register_tiny_clip
+    from trecs_eval.features.clip_weights import make_calibrated_clip_checkpoint
+
+    name = register_tiny_clip(tmp_path)
+    weights = tmp_path / "tiny.pt"
+    make_calibrated_clip_checkpoint(weights, name, seed=0)
+    retriever = clip_retriever(bank, weights, model=name)
+    ranking = retriever.rank(["a", "dog", "on", "grass"], ["dog", "grass"])
+    assert sorted(ranking.tolist()) == list(range(len(bank)))  # a full ranking, every image once
+    # Images 3 and 4 are identical pictures: equal embeddings, so they are adjacent in any ranking.
+    position = {int(i): k for k, i in enumerate(ranking)}
+    assert abs(position[3] - position[4]) == 1
+    assert np.array_equal(ranking, retriever.rank(["a", "dog", "on", "grass"], ["dog", "grass"]))
