@@ -51,7 +51,8 @@ PREPROCESSING_MODES = ("tf1", "clean")
 TEXT_POLICIES = ("utterances", "truncate")
 DEVICES = ("auto", "cpu", "cuda")
 ON_MISSING = ("stop", "intersect")
-REPORT_FORMATS = ("md", "html")
+REPORT_FORMATS = ("md", "tex", "csv", "html")
+DEFAULT_REPORT_FORMATS = ("md", "html")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _NOT_HASHED = ("out_dir", "device")
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -153,7 +154,7 @@ class RunConfig:
     batch_size: int = 16
     image_size: int = 256
     on_missing: str = "stop"
-    report_formats: tuple[str, ...] = REPORT_FORMATS
+    report_formats: tuple[str, ...] = DEFAULT_REPORT_FORMATS
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
     reference: ReferenceSpec = field(default_factory=ReferenceSpec)
     extractors: ExtractorSpec = field(default_factory=ExtractorSpec)

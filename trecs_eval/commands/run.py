@@ -1,0 +1,49 @@
+"""``trecs-eval run CONFIG``: run (or resume) the evaluation a TOML config describes."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from trecs_eval.config import DEVICES, RunConfig, load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run or resume an evaluation from a TOML config",
+        description="Generate every system's images, extract features, compute metrics and write the "
+                    "run directory (config.out_dir). Re-running the same config resumes.")
+    parser.add_argument("config", type=Path, help="run config (TOML); see configs/")
+    parser.add_argument("--force", action="store_true",
+                        help="reuse out_dir although its config differs (changed systems are regenerated)")
+    parser.add_argument("--device", choices=DEVICES, default=None, help="override the config's device")
+    parser.add_argument("--uncalibrated-weights", action="store_true",
+                        help="seeded random Inception/CLIP weights; results are stamped UNCALIBRATED")
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars or info logs (CI)")
+    parser.set_defaults(handler=run_command)
+
+
+def with_overrides(config: RunConfig, device: str | None, uncalibrated: bool) -> RunConfig:
+    """The config with command-line overrides applied (the CLI → frozen config direction)."""
+    if device is not None:
+        config = dataclasses.replace(config, device=device)
+    if uncalibrated:
+        extractors = dataclasses.replace(config.extractors, uncalibrated=True)
+        config = dataclasses.replace(config, extractors=extractors)
+    return config
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from trecs_eval.commands._harness import print_banner, print_summary, set_quiet
+    from trecs_eval.pipeline import run_one
+
+    quiet = bool(getattr(args, "quiet", False))
+    set_quiet(quiet)
+    config = with_overrides(load_config(args.config), args.device, args.uncalibrated_weights)
+    if config.extractors.uncalibrated:
+        print_banner()
+    outcome = run_one(config, force=args.force, progress=not quiet, config_path=str(args.config))
+    print_summary(outcome)
+    return 0
