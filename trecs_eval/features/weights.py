@@ -53,8 +53,9 @@ def _missing(reason: str) -> MissingWeightsError:
              "network (results stamped UNCALIBRATED)")
 
 
-def _release_weights(url: str = INCEPTION_URL) -> ResolvedWeights:
+def _release_weights() -> ResolvedWeights:
     """The standard release file, downloading it into the torch hub cache when absent."""
+    url = INCEPTION_URL  # read at call time (tests point it at an unreachable address)
     target = _hub_checkpoint_path(url)
     if not target.is_file():
         if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
