@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.path import Path as MplPath
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -22,6 +24,7 @@ from trecs_eval.data.sequence_labels import read_sequence_labels
 from trecs_eval.data.toyworld import generate_scene, write_toyworld
 from trecs_eval.data.toyworld_classes import CLASSES, vocabulary
 from trecs_eval.data.toyworld_io import read_manifest
+from trecs_eval.data.toyworld_narrative import caption_of
 from trecs_eval.data.toyworld_trace import hull_majority_label
 from trecs_eval.errors import ConfigError, InputError
 
@@ -259,6 +262,19 @@ def test_regions_are_recognisable_across_seeds_by_colour_and_texture() -> None:
     scale = x.std(axis=0)
     dist = (((xt[:, None, :] - x[None]) / scale) ** 2).sum(axis=2)
     assert len(test) > 60 and np.mean(y[dist.argmin(axis=1)] == yt) >= MIN_REGION_1NN_ACCURACY
+
+
+_PHRASES = ("in this image we can see", "a brown dog sitting", "on the green grass", "and a man",
+            "next to it there is a red car", "beside that there is a tv", "we can also see the blue sky",
+            "in the background we can see trees", "at the top there is sand", "and another dog's toy")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(_PHRASES), min_size=1, max_size=12))
+def test_caption_adds_only_punctuation_and_case(utterances: list[str]) -> None:
+    caption = caption_of(utterances)
+    assert tokenize(caption) == [w for u in utterances for w in tokenize(u)]
+    assert caption[0].isupper() and caption.endswith(".")
 
 
 def test_vocabulary_is_moderate_and_valid() -> None:

@@ -150,5 +150,6 @@ def caption_of(utterances: list[str]) -> str:
         parts.append(text)
     sentences = " ".join(parts).split(". ")
     caption = ". ".join(s[:1].upper() + s[1:] for s in sentences) + "."
-    assert tokenize(caption) == [w for u in utterances for w in tokenize(u)], caption
+    if tokenize(caption) != [w for u in utterances for w in tokenize(u)]:
+        raise ValueError(f"caption words differ from the utterances' words: {caption!r}")
     return caption
