@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
+from tqdm import tqdm
 
 from trecs_eval.data.coco_stuff import ID_TO_NAME, NAME_TO_ID
 from trecs_eval.errors import InputError, TrecsEvalError
@@ -212,7 +213,7 @@ def _encode_segmentation(segm: Any, height: int, width: int, path: str, ann_id: 
 
 
 def build_bank(annotations: str | os.PathLike[str], images_dir: str | os.PathLike[str],
-               out: str | os.PathLike[str] | None = None) -> MaskBank:
+               out: str | os.PathLike[str] | None = None, progress: bool = False) -> MaskBank:
     """Builds a :class:`MaskBank` from a COCO-format annotation JSON and saves it to ``out`` (if given).
 
     Images without any usable mask are left out (they cannot give a mask or a label bag);
@@ -236,7 +237,7 @@ def build_bank(annotations: str | os.PathLike[str], images_dir: str | os.PathLik
         by_image.setdefault(ann["image_id"], []).append(ann)
     images: list[BankImage] = []
     masks: list[BankMask] = []
-    for n, img in enumerate(coco_images):
+    for n, img in enumerate(tqdm(coco_images, desc="mask bank", unit="image", disable=not progress)):
         try:
             img_id, file_name = img["id"], str(img["file_name"])
             height, width = int(img["height"]), int(img["width"])

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_build_bank(args: argparse.Namespace) -> int:
     from reference_pipeline.bank import INDEX_NAME, build_bank
 
-    bank = build_bank(args.annotations, args.images, args.out)
+    bank = build_bank(args.annotations, args.images, args.out, progress=not getattr(args, "quiet", False))
     n_labels = len({m.label for m in bank.masks})
     print(f"mask bank: {len(bank)} images, {len(bank.masks)} masks, {n_labels} labels "
           f"-> {args.out / INDEX_NAME}")

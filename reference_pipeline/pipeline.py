@@ -23,6 +23,7 @@ from :func:`~trecs_eval.generation.protocol.item_seed`, so the same seed gives t
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -91,8 +92,6 @@ class TReCSParams:
 
 def load_or_build_bank(train_dir: Path, work_dir: Path | None) -> MaskBank:
     """Mask bank of ``train_dir`` (cached in ``work_dir/trecs_bank/<sha256 of annotations>[:16]``)."""
-    import hashlib
-
     annotations = train_dir / "annotations.json"
     if not annotations.is_file():
         raise InputError("the trecs generator needs a COCO-format annotations.json in the train folder",
@@ -108,26 +107,39 @@ def load_or_build_bank(train_dir: Path, work_dir: Path | None) -> MaskBank:
     return build_bank(annotations, train_dir / "images", cache)
 
 
-def train_tagger(name: str, train_dir: Path, seed: int = 0) -> _Tagger:
-    """Trains tagger ``name`` (seeded) on every split in ``train_dir/sequence_labels/``."""
+def train_tagger(name: str, train_dir: Path, seed: int = 0, work_dir: Path | None = None) -> _Tagger:
+    """Trains tagger ``name`` (seeded) on every split in ``train_dir/sequence_labels/``.
+
+    With ``work_dir`` the trained tagger is cached there, keyed by kind, seed and the sha256 of
+    the label files, so a second generator (e.g. the no-trace ablation) does not retrain.
+    """
+    from reference_pipeline.tag import TAGGER_KINDS, load_tagger, save_tagger
+    from reference_pipeline.tag import train_tagger as train_kind
+
+    if name not in TAGGER_KINDS:
+        raise ConfigError(f"trecs: unknown tagger {name!r}{suggest(name, TAGGER_KINDS)}")
     label_dir = train_dir / "sequence_labels"
     splits = list_splits(label_dir) if label_dir.is_dir() else []
     words: list[Sequence[str]] = []
     tags: list[Sequence[str]] = []
+    digest = hashlib.sha256()
     for split in splits:
         labels = read_sequence_labels(label_dir, split)
         if labels.tags is not None:
             words.extend(labels.words)
             tags.extend(labels.tags)
+            digest.update(repr((labels.words, labels.tags)).encode())
     if not words:
         raise InputError("no tagged TReCS label files to train the tagger on", str(label_dir),
                          hint="use tags='oracle' or add {split}.ids/words/tags.txt files")
-    from reference_pipeline.tag import TAGGER_KINDS
-    from reference_pipeline.tag import train_tagger as train_kind
-
-    if name not in TAGGER_KINDS:
-        raise ConfigError(f"trecs: unknown tagger {name!r}{suggest(name, TAGGER_KINDS)}")
-    return train_kind(name, words, tags, seed=seed)  # type: ignore[arg-type]
+    cache = (Path(work_dir) / "trecs_tagger" / f"{name}-seed{seed}-{digest.hexdigest()[:16]}.pt"
+             if work_dir is not None else None)
+    if cache is not None and cache.is_file():
+        return load_tagger(cache)
+    tagger = train_kind(name, words, tags, seed=seed)  # type: ignore[arg-type]
+    if cache is not None:
+        save_tagger(tagger, cache)  # type: ignore[arg-type]
+    return tagger
 
 
 class TReCSGenerator:
@@ -150,7 +162,7 @@ class TReCSGenerator:
         p = self.params
         self.retriever: Retriever = (clip_retriever(self.bank, p.clip_weights, p.clip_model, context.device)
                                      if p.retriever == "clip" else BM25Retriever(self.bank))
-        self.tagger = (train_tagger(self.params.tagger, train_dir, self.params.tagger_seed)
+        self.tagger = (train_tagger(p.tagger, train_dir, p.tagger_seed, context.work_dir)
                        if self.params.tags == "predicted" else None)
         self.collage = CollageSynthesizer(self.bank)
         self.spade = None

@@ -109,3 +109,12 @@ def test_bad_parameters_and_inputs_are_clear_errors(world):
 
     with pytest.raises(InputError, match="gold tag"):
         TReCSGenerator({"tags": "oracle"}, context).generate([replace(items[0], gold_tags=None)], seed=0)
+
+
+def test_trained_tagger_is_cached_in_work_dir(world):
+    items, context = world
+    first = TReCSGenerator({"tags": "predicted"}, context)
+    cached = list((Path(context.work_dir) / "trecs_tagger").glob("fill-seed0-*.pt"))
+    assert len(cached) == 1
+    second = TReCSGenerator({"tags": "predicted", "ignore_traces": True}, context)  # loads, no retraining
+    assert [first.tags_for(item) for item in items] == [second.tags_for(item) for item in items]
