@@ -146,6 +146,8 @@ def train_hmm(words: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], *,
     transitions = np.ones((n_labels, n_labels))  # add-1
     starts = np.ones(n_labels)
     for seq in tag_ids:
+        if len(seq) == 0:  # an empty narrative has no first label and no transition
+            continue
         starts[seq[0]] += 1
         np.add.at(transitions, (seq[:-1], seq[1:]), 1.0)
     log_trans = np.log(_normalize_rows(transitions * alpha_c[None, :]))

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,6 +31,19 @@ from tqdm import tqdm
 from reference_pipeline.tag.base import check_words, known_allowed
 
 PAD, UNK = "<pad>", "<unk>"
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Runs the block with ``n`` torch intra-op threads, restoring the caller's setting after."""
+    previous = torch.get_num_threads()
+    if previous != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if previous != n:
+            torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,10 @@ class NeuralConfig:
     batch_size: int = 32
     learning_rate: float = 3e-3
     min_word_count: int = 2
-    threads: int = 2  # torch intra-op threads while training (the machines here have 2 cores)
+    # torch intra-op threads while training and tagging. 1 by default: the ops here are small, and
+    # on a shared 2-core machine 2 threads spent most of their time waiting for each other
+    # (1 epoch on 2,000 narratives: 17 s with 1 thread, 258 s with 2, under load).
+    threads: int = 1
 
 
 class BiLSTMTagger(nn.Module):
@@ -88,7 +105,7 @@ class NeuralTagger:
         allowed = known_allowed(allowed_labels, self.label_index, self.name)
         if not words:
             return []
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.config.threads):
             logits = self.model(self.encode(words)[None], torch.tensor([len(words)]))[0]
         if allowed is not None:
             mask = torch.full((len(self.labels),), -math.inf)
@@ -130,34 +147,34 @@ def train_neural(words: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], 
     labels = sorted({c for seq in tags for c in seq})
     word_index = {w: i for i, w in enumerate(vocab)}
     label_index = {c: i for i, c in enumerate(labels)}
-    word_ids = [np.array([word_index.get(w, 1) for w in seq], dtype=np.int64) for seq in words]
-    tag_ids = [np.array([label_index[c] for c in seq], dtype=np.int64) for seq in tags]
-    lengths = np.array([len(s) for s in word_ids])
-    rng = np.random.default_rng(seed)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = BiLSTMTagger(len(vocab), len(labels), config)
-            optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-            loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
-            model.train()
-            steps = [(e, b) for e in range(config.epochs) for b in _batches(lengths[lengths > 0],
-                                                                            config.batch_size, rng)]
-            nonempty = np.flatnonzero(lengths > 0)
-            for _epoch, batch in tqdm(steps, desc="train neural tagger", disable=not progress):
-                chosen = nonempty[batch]
-                ids = _pad([word_ids[i] for i in chosen], 0)
-                if config.word_dropout > 0:
-                    drop = torch.rand(ids.shape) < config.word_dropout
-                    ids = torch.where(drop & (ids > 0), torch.ones_like(ids), ids)
-                targets = _pad([tag_ids[i] for i in chosen], -100)
-                logits = model(ids, torch.from_numpy(lengths[chosen]))
-                loss = loss_fn(logits.reshape(-1, len(labels)), targets.reshape(-1))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-    finally:
-        torch.set_num_threads(previous_threads)
+    keep = [i for i, seq in enumerate(words) if len(seq) > 0]
+    word_ids = [np.array([word_index.get(w, 1) for w in words[i]], dtype=np.int64) for i in keep]
+    tag_ids = [np.array([label_index[c] for c in tags[i]], dtype=np.int64) for i in keep]
+    with torch_threads(config.threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BiLSTMTagger(len(vocab), len(labels), config)
+        _fit(model, word_ids, tag_ids, config, np.random.default_rng(seed), progress)
     return NeuralTagger(vocab, labels, config, model)
+
+
+def _fit(model: BiLSTMTagger, word_ids: list[np.ndarray], tag_ids: list[np.ndarray], config: NeuralConfig,
+         rng: np.random.Generator, progress: bool) -> None:
+    """The training loop; the caller has seeded torch's RNG (dropout, word dropout)."""
+    lengths = np.array([len(s) for s in word_ids])
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+    n_labels = model.out.out_features
+    model.train()
+    steps = [b for _ in range(config.epochs) for b in _batches(lengths, config.batch_size, rng)]
+    for batch in tqdm(steps, desc="train neural tagger", disable=not progress):
+        ids = _pad([word_ids[i] for i in batch], 0)
+        if config.word_dropout > 0:  # teach the <unk> embedding (id 1) on known words
+            drop = torch.rand(ids.shape) < config.word_dropout
+            ids = torch.where(drop & (ids > 0), torch.ones_like(ids), ids)
+        targets = _pad([tag_ids[i] for i in batch], -100)
+        logits = model(ids, torch.from_numpy(lengths[batch]))
+        loss = loss_fn(logits.reshape(-1, n_labels), targets.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()

@@ -111,3 +111,9 @@ def test_hmm_is_deterministic_and_bag_labels_become_states() -> None:
     assert "clouds" in first.labels
     assert np.array_equal(first.log_emit, second.log_emit)
     assert np.array_equal(first.log_trans, second.log_trans)
+
+
+def test_empty_narratives_train_and_tag() -> None:
+    words, tags = _toy_corpus()
+    tagger = train_hmm([*words, [], ()], [*tags, [], ()], transition_power=1.0)  # tuples too
+    assert tagger.tag(()) == [] and len(tagger.tag(("a", "dog"))) == 2
