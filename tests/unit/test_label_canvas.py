@@ -71,6 +71,14 @@ def test_trace_canvas_overall_is_mean_over_narratives_with_ci_and_order_invarian
     assert shuffled.value == pytest.approx(result.value, abs=EXACT)
 
 
+def test_canvases_may_be_png_paths_as_in_a_run_directory(tmp_path):
+    it = item("1_1", ["sky-other", "grass"], [("sky", [(0.5, 0.1)]), ("grass", [(0.5, 0.1), (0.5, 0.9)])])
+    from_array = trace_canvas_accuracy([it], {"1_1": half_canvas()}, n_resamples=N_RESAMPLES)
+    path = write_label_map(tmp_path / "1_1.png", half_canvas())
+    from_path = trace_canvas_accuracy([it], {"1_1": path}, n_resamples=N_RESAMPLES)
+    assert from_path.value == from_array.value == pytest.approx(0.75, abs=EXACT)
+
+
 def test_trace_canvas_fails_loudly():
     it = item("1_1", ["sky-other"], [("sky", [(0.5, 0.1)])])
     with pytest.raises(TrecsEvalError, match="no canvas"):

@@ -24,11 +24,12 @@ whose every tagged word is ``sky-other``, and 0 if they are all ``grass``.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from trecs_eval.data.coco_stuff import NAME_TO_ID
+from trecs_eval.data.coco_stuff import NAME_TO_ID, read_label_map
 from trecs_eval.data.evalset import EvalItem, read_gold_segmentation
 from trecs_eval.data.narratives import Narrative, word_points
 from trecs_eval.errors import InputError, TrecsEvalError
@@ -95,17 +96,22 @@ def _failed(info: MetricInfo, reason: str, seed: int) -> MetricResult:
                         warnings=(reason,))
 
 
-def _canvas_of(canvases: Mapping[str, np.ndarray], item: EvalItem) -> np.ndarray:
+Canvases = Mapping[str, np.ndarray | str | os.PathLike[str]]
+"""item id -> H×W uint8 label canvas, or the path of its PNG (as the run directory stores it)."""
+
+
+def _canvas_of(canvases: Canvases, item: EvalItem) -> np.ndarray:
     if item.item_id not in canvases:
         raise TrecsEvalError(f"no canvas for item {item.item_id}; every scored item needs one")
-    canvas = np.asarray(canvases[item.item_id])
+    value = canvases[item.item_id]
+    canvas = read_label_map(value) if isinstance(value, str | os.PathLike) else np.asarray(value)
     if canvas.ndim != 2:
         raise TrecsEvalError(f"canvas of item {item.item_id} has shape {canvas.shape}; "
                              "expected H×W label ids")
     return canvas
 
 
-def trace_canvas_accuracy(items: Sequence[EvalItem], canvases: Mapping[str, np.ndarray], *, seed: int = 0,
+def trace_canvas_accuracy(items: Sequence[EvalItem], canvases: Canvases, *, seed: int = 0,
                           n_resamples: int = DEFAULT_N_RESAMPLES) -> MetricResult:
     """Overall trace-canvas accuracy (mean over narratives) with a bootstrap CI; per-narrative values."""
     info = TRACE_CANVAS_INFO
@@ -164,7 +170,7 @@ def miou_from_counts(counts: np.ndarray) -> float:
     return float(np.mean(tp[present] / (g[present] + p[present] - tp[present])))
 
 
-def segmentation_metrics(items: Sequence[EvalItem], canvases: Mapping[str, np.ndarray], *, seed: int = 0,
+def segmentation_metrics(items: Sequence[EvalItem], canvases: Canvases, *, seed: int = 0,
                          n_resamples: int = DEFAULT_N_RESAMPLES) -> list[MetricResult]:
     """``canvas_pixel_accuracy`` and ``canvas_miou`` over the items that have a gold segmentation."""
     scored = [item for item in items if item.gold_segmentation is not None]
@@ -231,7 +237,7 @@ def tag_metrics_results(items: Sequence[EvalItem], predicted: Mapping[str, Seque
     return results
 
 
-def label_canvas_metrics(items: Sequence[EvalItem], canvases: Mapping[str, np.ndarray],
+def label_canvas_metrics(items: Sequence[EvalItem], canvases: Canvases,
                          predicted_tags: Mapping[str, Sequence[str]] | None = None, *, seed: int = 0,
                          n_resamples: int = DEFAULT_N_RESAMPLES) -> list[MetricResult]:
     """All label-canvas metrics: trace-canvas accuracy, pixel accuracy, mIoU, and (given predictions) tags."""
