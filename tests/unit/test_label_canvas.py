@@ -162,6 +162,7 @@ def test_tag_metrics_delegate_to_tag_accuracy():
     expected = tag_metrics.tag_accuracy(gold, pred)
     assert acc.name == "tag_accuracy" and acc.value == expected.word_accuracy
     assert f1.name == "tag_macro_f1" and f1.value == expected.macro_f1
+    assert f1.params["per_label"]["dog"]["f1"] == next(s.f1 for s in expected.per_label if s.label == "dog")
     for k, it in enumerate(items):  # per-narrative values equal tag_accuracy on that narrative alone
         alone = tag_metrics.tag_accuracy([gold[k]], [pred[k]])
         assert acc.per_sample[it.item_id] == pytest.approx(alone.word_accuracy, abs=EXACT)

@@ -227,12 +227,16 @@ def tag_metrics_results(items: Sequence[EvalItem], predicted: Mapping[str, Seque
         return float(np.mean(2 * t[present] / (gg[present] + pp[present])))  # F1 = 2TP / (G + P)
 
     results = []
+    per_label = {s.label: {"f1": s.f1, "precision": s.precision, "recall": s.recall, "support": s.support}
+                 for s in summary.per_label}
     for info, value, stat in ((TAG_ACCURACY_INFO, summary.word_accuracy, accuracy),
                               (TAG_MACRO_F1_INFO, summary.macro_f1, macro)):
         low, high = bootstrap_statistic_ci(len(scored), stat, n_resamples=n_resamples, seed=seed)
         per_sample = {item.item_id: stat(np.array([r])) for r, item in enumerate(scored)}
-        results.append(MetricResult(info.name, value, True, len(scored), low, high, seed=seed,
-                                    params={"n_resamples": n_resamples, "n_words": summary.n_words},
+        params: dict[str, object] = {"n_resamples": n_resamples, "n_words": summary.n_words}
+        if info is TAG_MACRO_F1_INFO:
+            params["per_label"] = per_label  # the per-label breakdown, as tag_accuracy.py computes it
+        results.append(MetricResult(info.name, value, True, len(scored), low, high, seed=seed, params=params,
                                     per_sample=per_sample))
     return results
 
