@@ -170,3 +170,26 @@ def test_tag_metrics_delegate_to_tag_accuracy():
     assert acc.ci_low <= acc.value <= acc.ci_high and f1.ci_low <= f1.value <= f1.ci_high
     with pytest.raises(TrecsEvalError, match="no predicted tags"):
         tag_metrics_results(items, {})
+
+
+def test_segmentation_invariances(tmp_path):
+    rng = np.random.default_rng(11)
+    golds = [rng.choice([SKY, GRASS, DOG], size=(8, 8)).astype(np.uint8) for _ in range(5)]
+    paths = [write_label_map(tmp_path / f"{k}.png", g) for k, g in enumerate(golds)]
+    items = [item(f"{k}_1", ["dog"], [("dog", [(0.5, 0.5)])], gold_seg=p) for k, p in enumerate(paths)]
+    perfect = segmentation_metrics(items, {it.item_id: g for it, g in zip(items, golds, strict=True)},
+                                   n_resamples=N_RESAMPLES)
+    assert [r.value for r in perfect] == [1.0, 1.0]  # a set against itself
+    preds = {it.item_id: g[::-1].copy() for it, g in zip(items, golds, strict=True)}
+    forward = segmentation_metrics(items, preds, seed=2, n_resamples=N_RESAMPLES)
+    backward = segmentation_metrics(items[::-1], preds, seed=2, n_resamples=N_RESAMPLES)
+    for a, b in zip(forward, backward, strict=True):  # item order changes nothing but the resampling
+        assert a.value == pytest.approx(b.value, abs=EXACT) and a.per_sample == b.per_sample
+
+
+def test_points_follow_words_when_the_caption_and_utterances_tokenize_differently():
+    from trecs_eval.metrics.label_canvas import points_for_words
+
+    narrative = make_narrative("1_1", [("a dog", [(0.1, 0.1)]), ("on grass", [(0.9, 0.9)])])
+    points = points_for_words(narrative, ["a", "big", "dog", "on", "grass"])  # "big" is in no utterance
+    assert [p.tolist() for p in points] == [[[0.1, 0.1]], [], [[0.1, 0.1]], [[0.9, 0.9]], [[0.9, 0.9]]]
