@@ -9,8 +9,8 @@ FID (Heusel et al. 2017): ``|mu_g - mu_r|^2 + tr(S_g) + tr(S_r) - 2 tr sqrt(S_g 
 With ``S_r = W^T W`` (``W`` is the centred reference features / sqrt(m-1) when m-1 <= d, else
 the symmetric square root of ``S_r``) and ``S_g = X_c^T X_c / (n-1)``, the non-zero
 eigenvalues of ``S_g S_r`` are the squared singular values of ``X_c W^T / sqrt(n-1)``, so
-``tr sqrt(S_g S_r)`` is that matrix's nuclear norm: an n x k SVD per resample instead of a
-d x d matrix square root (exact, not an approximation; tested against torch-fidelity).
+``tr sqrt(S_g S_r)`` is that matrix's nuclear norm: a min(n, k)-sized symmetric eigenproblem per
+resample instead of a d x d one (exact, not an approximation; tested against torch-fidelity).
 
 KID (Bińkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel
 ``k(x, y) = (x.y / d + 1)^3`` between the resampled generated set and the whole reference set
@@ -89,7 +89,11 @@ def fid_statistic(features: np.ndarray, reference: ReferenceSet | np.ndarray) ->
         mu = x.mean(axis=0)
         trace_g = float(np.sum((x - mu) ** 2)) / (n - 1)
         g = projected[idx]
-        nuclear = float(np.linalg.svd(g - g.mean(axis=0), compute_uv=False).sum()) / np.sqrt(n - 1)
+        g = g - g.mean(axis=0)
+        # Nuclear norm = sum of sqrt(eigenvalues) of the smaller Gram matrix; eigvalsh of the Gram
+        # was 50x faster than LAPACK's SVD of the 200 x 1000 matrix itself on this machine.
+        gram = g @ g.T if g.shape[0] <= g.shape[1] else g.T @ g
+        nuclear = float(np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None)).sum()) / np.sqrt(n - 1)
         return float(np.sum((mu - mu_r) ** 2)) + trace_g + trace_r - 2.0 * nuclear
 
     return statistic

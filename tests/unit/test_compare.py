@@ -18,12 +18,14 @@ from reports.compare_output import render
 from reports.paired import fid_statistic, is_statistic, kid_statistic
 from tests.report_fixtures import make_run_dir
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, UnknownNameError
+from trecs_eval.metrics.fid import features_to_fid
 
 # float64 throughout; torch-fidelity takes sqrt(eigvals) of the non-symmetric product S_g S_r, we an SVD.
 FID_REL_TOL_VS_TORCH_FIDELITY = 1e-9  # full-rank covariances (n, m > d)
 # Singular covariances (n or m <= d): eigvals leaves the zero eigenvalues at ~1e-15 (or slightly
 # complex), and each adds sqrt(1e-15) ~ 3e-8 to torch-fidelity's trace; the SVD has exact zeros.
 FID_REL_TOL_VS_TORCH_FIDELITY_SINGULAR = 1e-6
+FID_REL_TOL_VS_PROJECT_FID = 1e-8  # trecs_eval.metrics.fid: symmetric eigh of float64 matrices, as ours
 KID_ABS_TOL_VS_TORCH_FIDELITY = 1e-10
 IS_REL_TOL_VS_TORCH_FIDELITY = 1e-10
 N_RESAMPLES = 200  # enough for a stable 95 % interval on these clear-cut cases, fast on 2 cores
@@ -48,6 +50,14 @@ def test_fid_statistic_matches_torch_fidelity_on_full_sets_and_resamples(n, m, d
     assert statistic(np.arange(n)) == pytest.approx(_tf_fid(feats, ref), rel=tol)
     resample = rng.integers(0, n, n)  # duplicates included, as in a bootstrap
     assert statistic(resample) == pytest.approx(_tf_fid(feats[resample], ref), rel=tol)
+
+
+def test_fid_statistic_matches_the_project_fid_on_inception_sized_features():
+    rng = np.random.default_rng(5)
+    feats, ref = rng.normal(0.2, 1.0, (40, 2048)), rng.normal(0.0, 1.0, (60, 2048))
+    resample = rng.integers(0, 40, 40)
+    ours = fid_statistic(feats, ref)(resample)
+    assert ours == pytest.approx(features_to_fid(feats[resample], ref)[0], rel=FID_REL_TOL_VS_PROJECT_FID)
 
 
 def test_kid_statistic_matches_torch_fidelity_unbiased_mmd():
