@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from reports.load import REFERENCE_FEATURES, LoadedRun, array_digest, as_run
 from reports.paired import ReferenceSet, Statistic, fid_statistic, is_statistic, kid_statistic
@@ -265,6 +266,7 @@ def compare_runs(
     alpha: float = DEFAULT_ALPHA,
     allow_mismatch: bool = False,
     metrics: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> Comparison:
     """Compare B against A (see the module doc); bad input raises a TrecsEvalError (CLI exit 2).
 
@@ -288,18 +290,19 @@ def compare_runs(
     if uncalibrated := [label for label, run in (("A", a), ("B", b)) if run.uncalibrated]:
         warnings.append(f"run {' and '.join(uncalibrated)} is UNCALIBRATED (random weights)")
     rows, references = [], {}
-    for system in systems:
-        items = _shared_items(a, b, system, allow_mismatch, warnings)
-        for metric in (metrics or names):
-            ra, rb = a.metric(system, metric), b.metric(system, metric)
-            if ra is None or rb is None:
-                continue
-            if ra.higher_is_better != rb.higher_is_better:
-                raise InputError(f"metric {metric!r} declares opposite directions in the two runs",
-                                 path=str(b.run_dir / "results.json"), field="higher_is_better")
-            threshold = _threshold_for(metric, ra.higher_is_better, thresholds)
-            rows.append(_compare_one(a, b, system, metric, items, threshold, n_resamples, seed, alpha,
-                                     references))
+    shared = {system: _shared_items(a, b, system, allow_mismatch, warnings) for system in systems}
+    pairs = [(s, m) for s in systems for m in (metrics or names)
+             if a.metric(s, m) is not None and b.metric(s, m) is not None]
+    for system, metric in tqdm(pairs, desc="paired bootstrap", unit="metric", disable=not progress):
+        items = shared[system]
+        ra, rb = a.metric(system, metric), b.metric(system, metric)
+        assert ra is not None and rb is not None
+        if ra.higher_is_better != rb.higher_is_better:
+            raise InputError(f"metric {metric!r} declares opposite directions in the two runs",
+                             path=str(b.run_dir / "results.json"), field="higher_is_better")
+        threshold = _threshold_for(metric, ra.higher_is_better, thresholds)
+        rows.append(_compare_one(a, b, system, metric, items, threshold, n_resamples, seed, alpha,
+                                 references))
     return Comparison(str(a.run_dir), str(b.run_dir), tuple(rows), n_resamples, seed, alpha, tuple(warnings))
 
 

@@ -44,7 +44,8 @@ def run_compare(args: argparse.Namespace) -> int:
     comparison = compare_runs(args.run_a, args.run_b, parse_thresholds(args.thresholds),
                               n_resamples=args.n_resamples, seed=args.seed, alpha=args.alpha,
                               allow_mismatch=args.allow_mismatch,
-                              metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] or None)
+                              metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] or None,
+                              progress=not args.quiet)
     text = render(comparison, args.format)
     if args.out is None:
         sys.stdout.write(text)
