@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reports.load import LoadedRun, as_run
+from trecs_eval.errors import InputError
+from trecs_eval.results import RESULTS_FILE
 
 # Paper order first (Koh et al. 2021, Table 1), then the extensions; unknown metrics follow.
 DEFAULT_COLUMN_ORDER = (
@@ -262,7 +264,8 @@ def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, c
         results = [run.metric(s, name) for s in run.systems]
         declared = {m.higher_is_better for m in results if m is not None}
         if len(declared) > 1:
-            raise ValueError(f"metric {name!r} declares both directions across systems")
+            raise InputError(f"metric {name!r} declares both directions across systems",
+                             path=str(run.run_dir / RESULTS_FILE), field="higher_is_better")
         cells = [Cell() if m is None else Cell(m.value, m.ci_low, m.ci_high, m.status) for m in results]
         decimals = column_decimals([c.value for c in cells if c.has_value])
         columns.append(Column(name, display_name(name), declared.pop() if declared else None, decimals))
