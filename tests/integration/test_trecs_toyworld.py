@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference_pipeline.pipeline import TReCSGenerator
+from reference_pipeline.pipeline import TReCSGenerator, train_tagger
 from reference_pipeline.synthesize.spade import SpadeConfig, SPADEGenerator, save_checkpoint
 from trecs_eval.data.evalset import load_toyworld
 from trecs_eval.data.toyworld import write_toyworld
@@ -117,4 +117,6 @@ def test_trained_tagger_is_cached_in_work_dir(world):
     cached = list((Path(context.work_dir) / "trecs_tagger").glob("fill-seed0-*.pt"))
     assert len(cached) == 1
     second = TReCSGenerator({"tags": "predicted", "ignore_traces": True}, context)  # loads, no retraining
-    assert [first.tags_for(item) for item in items] == [second.tags_for(item) for item in items]
+    fresh = train_tagger("fill", Path(context.train_dir))  # no work_dir: trained now, never cached
+    tags = [first.tags_for(item) for item in items]
+    assert tags == [second.tags_for(item) for item in items] == [fresh.tag(i.narrative.words) for i in items]
