@@ -65,6 +65,8 @@ def test_clip_score_equals_direct_open_clip(setup) -> None:
     narratives = [Narrative("coco", str(j), 0, t) for j, t in enumerate(TEXTS)]
     ours_img = embedder.image_embeddings(images)
     ours_txt = embedder.text_embeddings(narratives).embeddings
+    identity = embedder.identity.to_dict()
+    del embedder  # one 600 MB model in memory at a time
     ref_img, ref_txt = _direct_open_clip(weights, images, TEXTS)
     ref_cos = np.array([ref_img[i] @ ref_txt[j] for i, j in pairs])
     assert (ref_cos < 0).any() and (ref_cos > 0).any(), "pairs must exercise the max(cos, 0) clamp"
@@ -74,7 +76,7 @@ def test_clip_score_equals_direct_open_clip(setup) -> None:
     for name, weight, tol in (("clip_score", 100.0, CLIP_SCORE_ABS_TOL_VS_OPEN_CLIP),
                               ("clip_s", 2.5, CLIP_S_ABS_TOL_VS_OPEN_CLIP)):
         expected = weight * np.maximum(ref_cos, 0.0)
-        result = compute_clip_score(ids, v, t, name=name, seed=1, extractor=embedder.identity.to_dict())
+        result = compute_clip_score(ids, v, t, name=name, seed=1, extractor=identity)
         got = np.array([result.per_sample[k] for k in ids])
         np.testing.assert_allclose(got, expected, rtol=0, atol=tol)
         assert result.value == pytest.approx(expected.mean(), abs=tol)

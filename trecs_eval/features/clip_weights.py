@@ -31,8 +31,8 @@ import torch
 from trecs_eval.errors import ConfigError, MissingWeightsError, UnknownNameError, suggest
 from trecs_eval.features.identity import sha256_file
 
-CALIBRATION_IMAGES = 36  # synthetic images per calibration batch (noise, gradients, blocks)
-CALIBRATION_TEXTS = 36  # random token sequences per calibration batch
+CALIBRATION_IMAGES = 18  # synthetic images for the calibration batch: 6 noise, 6 gradients, 6 blocks
+CALIBRATION_TEXTS = 16  # random token sequences for the calibration batch
 NO_WEIGHTS_HINT = (
     "pass --clip-pretrained PATH (a local open_clip checkpoint file), or --uncalibrated-weights "
     "for seeded random weights (results are stamped UNCALIBRATED)"
