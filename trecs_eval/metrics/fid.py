@@ -112,7 +112,8 @@ def _finish(mean_term: float, trace1: float, trace2: float, tr_sqrt: float, meth
         clamped, value = value, 0.0
         warnings.append(f"FID {clamped:.3g} < 0 from round-off was clamped to 0")
     if negative:
-        warnings.append(f"{negative} negative eigenvalues from round-off were clipped to 0")
+        warnings.append(f"{negative} tiny negative eigenvalues (round-off; expected when a covariance"
+                        " is singular) were clipped to 0")
     if not np.isfinite(value):
         raise TrecsEvalError(f"FID is not finite ({value}); features contain NaN or inf")
     return float(value), FidInfo(method, negative, clamped, tuple(warnings))
