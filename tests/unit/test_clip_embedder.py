@@ -160,3 +160,29 @@ def test_bad_inputs(tiny, tmp_path) -> None:
     assert err.value.field == "image"
     with pytest.raises(InputError, match="not found"):
         emb.image_embeddings([tmp_path / "missing.png"])
+
+
+def test_long_narrative_embedding_is_mean_of_chunk_embeddings(tiny) -> None:
+    import torch
+
+    caption = " ".join(f"On the left side there is a chair number {i} near a table." for i in range(12))
+    narrative = Narrative("coco", "7", 0, caption)
+    utter = ClipEmbedder(tiny[0], str(tiny[1]), progress=False)
+    trunc = ClipEmbedder(tiny[0], str(tiny[1]), text_policy="truncate", progress=False)
+    got_u = utter.text_embeddings([narrative])
+    got_t = trunc.text_embeddings([narrative])
+    chunks = utter.chunks(narrative).chunks
+    assert got_u.n_chunks.tolist() == [len(chunks)] and len(chunks) >= 2
+    assert (got_u.truncated_fraction, got_t.truncated_fraction) == (0.0, 1.0)
+    assert got_u.over_length_fraction == got_t.over_length_fraction == 1.0
+
+    model, _, _ = open_clip.create_model_and_transforms(tiny[0], pretrained=str(tiny[1]))
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(tiny[0])
+    with torch.no_grad():
+        per_chunk = torch.nn.functional.normalize(model.encode_text(tokenizer(list(chunks))), dim=-1)
+        truncated = torch.nn.functional.normalize(model.encode_text(tokenizer([caption])), dim=-1)
+    expected = torch.nn.functional.normalize(per_chunk.mean(0, keepdim=True), dim=-1).numpy()
+    np.testing.assert_allclose(got_u.embeddings, expected, atol=BATCH_INVARIANCE_ABS_TOL)
+    np.testing.assert_allclose(got_t.embeddings, truncated.numpy(), atol=BATCH_INVARIANCE_ABS_TOL)
+    assert float(got_u.embeddings[0] @ got_t.embeddings[0]) < 1.0 - 1e-4  # the policies differ here
