@@ -129,3 +129,16 @@ def test_malformed_statistics_file_names_the_field(tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match=r"junk\.npz"):
         load_statistics(tmp_path / "junk.npz")
+
+
+def test_streaming_accumulator_equals_batch_statistics() -> None:
+    from trecs_eval.metrics.fid import StatisticsAccumulator
+
+    x = np.random.default_rng(7).standard_normal((203, 12)) * 0.01 + 1e4  # large mean, small spread
+    accumulator = StatisticsAccumulator()
+    for start in range(0, len(x), 64):
+        accumulator.update(x[start:start + 64])
+    streamed, direct = accumulator.finalize(), features_to_statistics(x)
+    assert streamed.n == direct.n == 203
+    np.testing.assert_allclose(streamed.mu, direct.mu, rtol=1e-12)
+    np.testing.assert_allclose(streamed.sigma, direct.sigma, rtol=1e-6, atol=1e-12)

@@ -68,6 +68,40 @@ def features_to_statistics(features: np.ndarray) -> GaussianStatistics:
     return GaussianStatistics(x.mean(axis=0), np.cov(x, rowvar=False), int(x.shape[0]))
 
 
+class StatisticsAccumulator:
+    """Streaming float64 mean/covariance: ``update`` per batch, ``finalize`` once.
+
+    Sums are taken around a shift (the first batch's mean) so that large feature means do not
+    cancel catastrophically: ``S = (sum (x-c)(x-c)^T - n (mu-c)(mu-c)^T) / (n-1)``.
+    Memory is O(d^2), whatever the number of images.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.shift: np.ndarray | None = None
+        self.total: np.ndarray | None = None
+        self.outer: np.ndarray | None = None
+
+    def update(self, features: np.ndarray) -> None:
+        x = np.asarray(features, dtype=np.float64)
+        _require_finite(x, "features")
+        if self.shift is None:
+            self.shift = x.mean(axis=0)
+            self.total = np.zeros_like(self.shift)
+            self.outer = np.zeros((x.shape[1], x.shape[1]))
+        centred = x - self.shift
+        self.total += centred.sum(axis=0)
+        self.outer += centred.T @ centred
+        self.n += len(x)
+
+    def finalize(self) -> GaussianStatistics:
+        if self.n < 2 or self.shift is None or self.total is None or self.outer is None:
+            raise TrecsEvalError(f"FID statistics need at least 2 samples, got {self.n}")
+        mean_offset = self.total / self.n
+        sigma = (self.outer - self.n * np.outer(mean_offset, mean_offset)) / (self.n - 1)
+        return GaussianStatistics(self.shift + mean_offset, sigma, self.n)
+
+
 def _clip_eigenvalues(values: np.ndarray, what: str) -> tuple[np.ndarray, int]:
     """Clip round-off negatives to 0 and count them; a large negative means a non-PSD input."""
     scale = max(float(np.max(np.abs(values), initial=0.0)), np.finfo(np.float64).tiny)
