@@ -56,3 +56,48 @@ def make_bank(train_dir: Path, captions: dict[str, str], size: int = 32) -> dict
     write_narratives_jsonl(train_dir / "narratives.jsonl",
                            [narrative(image_id, caption) for image_id, caption in captions.items()])
     return pixels
+
+
+def build_toy_splits(root: Path, n_eval: int, n_train: int, n_real: int, size: int = 64) -> dict[str, Path]:
+    """Three disjoint toyworld splits (eval seed 0, train seed 1, real seed 2) under ``root``."""
+    from trecs_eval.data.toyworld import write_toyworld
+
+    paths = {}
+    for name, n, seed in (("eval", n_eval, 0), ("train", n_train, 1), ("real", n_real, 2)):
+        if n:
+            paths[name] = root / name
+            write_toyworld(paths[name], n=n, seed=seed, image_size=size, shifted=False, progress=False)
+    return paths
+
+
+def tiny_clip_checkpoint(directory: Path, seed: int = 0) -> tuple[str, Path]:
+    """(model name, checkpoint path) of the tiny test CLIP, registered in this process."""
+    from tests.clip_support import register_tiny_clip
+    from trecs_eval.features.clip_weights import make_calibrated_clip_checkpoint
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model = register_tiny_clip(directory)
+    path = directory / f"tiny-clip-seed{seed}.pt"
+    if not path.is_file():
+        make_calibrated_clip_checkpoint(path, model, seed)
+    return model, path
+
+
+class SlowNoiseGenerator:
+    """The noise baseline, slowed to ``SLOW_SECONDS`` per item so a test can kill a run mid-way."""
+
+    SLOW_SECONDS = 0.15
+    name = "slow-noise"
+    version = "1"
+
+    def __init__(self, params: dict, context: object) -> None:
+        from baselines.noise import NoiseGenerator
+
+        self.inner = NoiseGenerator(params, context)  # type: ignore[arg-type]
+        self.capabilities = self.inner.capabilities
+
+    def generate(self, items: list[EvalItem], seed: int) -> list:
+        import time
+
+        time.sleep(self.SLOW_SECONDS * len(items))
+        return self.inner.generate(items, seed)

@@ -80,27 +80,27 @@ def measure(config: RunConfig, run_dir: Path, items: Sequence[EvalItem], outputs
     """Extract features, write ``features/*.npz`` and compute every configured metric."""
     check_metric_names(config)
     wanted = {m.name: dict(m.params) for m in config.metrics}
-    cache = FeatureCache()
+    extractors = feature_extractors(config, progress)
     results: list[MetricResult] = []
-    extractors: dict[str, dict[str, Any]] = {}
+    identities: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
     extra: dict[str, dict[str, dict[str, float]]] = {}
     arrays: dict[str, dict[str, np.ndarray]] = {o.system: {} for o in outputs}
     if any(name in wanted for name in IMAGE_METRICS):
         from trecs_eval.measure_images import image_metrics_stage
 
-        stage = image_metrics_stage(config, run_dir, items, outputs, wanted, cache, progress)
+        stage = image_metrics_stage(config, run_dir, items, outputs, wanted, extractors)
         results += stage.metrics
-        extractors["inception"] = stage.identity
+        identities["inception"] = stage.identity
         warnings += stage.warnings
         for system, feats in stage.arrays.items():
             arrays[system].update(feats)
     if any(name in wanted for name in TEXT_METRICS):
         from trecs_eval.measure_text import text_metrics_stage
 
-        stage = text_metrics_stage(config, items, outputs, wanted, cache, progress)
+        stage = text_metrics_stage(config, items, outputs, wanted, extractors)
         results += stage.metrics
-        extractors["clip"] = stage.identity
+        identities["clip"] = stage.identity
         warnings += stage.warnings
         extra.update(stage.extra_columns)
         for system, feats in stage.arrays.items():
@@ -111,8 +111,22 @@ def measure(config: RunConfig, run_dir: Path, items: Sequence[EvalItem], outputs
             write_features_npz(run_dir / FEATURES_DIR / f"{system}.npz", item_ids, feats)
     if any(name in wanted for name in CANVAS_METRICS):
         results += canvas_metrics(config, items, outputs, generators, wanted)
-    uncalibrated = any(e.get("uncalibrated") for e in extractors.values())
-    return Measurements(results, extractors, library_versions(), warnings, uncalibrated, extra)
+    uncalibrated = any(e.get("uncalibrated") for e in identities.values())
+    return Measurements(results, identities, library_versions(), warnings, uncalibrated, extra)
+
+
+def feature_extractors(config: RunConfig, progress: bool = True) -> Any:
+    """The metrics engine's extractors for this run's ``[extractors]`` settings (one cache)."""
+    from trecs_eval.metrics.engine import ExtractorSettings, FeatureExtractors
+
+    ex = config.extractors
+    settings = ExtractorSettings(
+        device=resolve_device(config.device), batch_size=ex.batch_size,
+        inception_weights=str(ex.inception_weights) if ex.inception_weights is not None else None,
+        preprocessing=ex.preprocessing, clip_model=ex.clip_model, clip_pretrained=ex.clip_pretrained,
+        text_policy=ex.text_policy, uncalibrated=ex.uncalibrated, seed=UNCALIBRATED_WEIGHTS_SEED,
+        progress=progress)
+    return FeatureExtractors(settings, FeatureCache())
 
 
 def canvas_metrics(config: RunConfig, items: Sequence[EvalItem], outputs: Sequence[SystemOutput],

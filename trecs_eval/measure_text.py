@@ -1,5 +1,11 @@
 """CLIP stage of a run: narrative embeddings once, image embeddings per system, then CLIPScore,
-CLIP-S and CLIP R-precision (per-sample values and R-precision ranks for samples.parquet)."""
+CLIP-S and CLIP R-precision (per-sample values, and R-precision ranks for samples.parquet).
+
+The metric functions are the CLIP metric modules'; this stage calls them directly rather than
+through :func:`trecs_eval.metrics.engine.text_metrics` because the run needs the image
+embeddings (``features/{system}.npz``) and the per-item ranks, and embeds the narratives once
+for all systems.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,6 @@ import numpy as np
 
 from trecs_eval.config import RunConfig
 from trecs_eval.data.evalset import EvalItem
-from trecs_eval.features.cache import FeatureCache
 from trecs_eval.generation.runner import SystemOutput
 from trecs_eval.metrics.types import MetricResult
 
@@ -34,34 +39,25 @@ class StageResult:
 
 
 def text_metrics_stage(config: RunConfig, items: Sequence[EvalItem], outputs: Sequence[SystemOutput],
-                       wanted: Mapping[str, Mapping[str, Any]], cache: FeatureCache,
-                       progress: bool = True) -> StageResult:
+                       wanted: Mapping[str, Mapping[str, Any]], extractors: Any) -> StageResult:
     """CLIP features and text-image metrics of every system (see the module docstring)."""
-    from trecs_eval.features.clip import ClipEmbedder
-    from trecs_eval.measure import UNCALIBRATED_WEIGHTS_SEED, checked_params, resolve_device
+    from trecs_eval.measure import checked_params
     from trecs_eval.metrics.clip_score import compute_clip_score
     from trecs_eval.metrics.r_precision import compute_r_precision
 
-    ex = config.extractors
-    clip = ClipEmbedder(model=ex.clip_model, pretrained=ex.clip_pretrained,
-                        device=resolve_device(config.device), text_policy=ex.text_policy,
-                        uncalibrated=ex.uncalibrated, seed=UNCALIBRATED_WEIGHTS_SEED, cache=cache,
-                        batch_size=ex.batch_size, progress=progress)
-    log.info("CLIP %s: embedding %d narratives (text policy %s)", ex.clip_model, len(items), ex.text_policy)
-    texts = clip.text_embeddings([it.narrative for it in items])
-    text_info = {"policy": texts.policy, "truncated_fraction": texts.truncated_fraction,
-                 "over_length_fraction": texts.over_length_fraction,
-                 "mean_chunks": float(texts.n_chunks.mean())}
-    identity = clip.identity.to_dict()
+    log.info("CLIP %s: embedding %d narratives (text policy %s)", config.extractors.clip_model, len(items),
+             config.extractors.text_policy)
+    texts = extractors.clip_texts([it.narrative for it in items])
+    identity = extractors.clip.identity.to_dict()
     ids = [it.item_id for it in items]
     image_ids = [it.narrative.image_id for it in items]
     stage = StageResult(identity=identity)
     ranks: dict[str, dict[str, float]] = {}
     for out in outputs:
         log.info("CLIP: images of %s", out.system)
-        images = clip.image_embeddings([out.images[i] for i in ids])
+        images = extractors.clip_images([out.images[i] for i in ids])
         stage.arrays[out.system] = {"clip_image": images}
-        common = {"seed": config.seed, "extractor": identity, "system": out.system, "text_info": text_info}
+        common = {"seed": config.seed, "extractor": identity, "system": out.system, "text_info": texts.info()}
         for name in ("clip_score", "clip_s"):
             if name in wanted:
                 params = checked_params(name, wanted[name], CLIP_SCORE_PARAMS)

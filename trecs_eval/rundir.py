@@ -23,7 +23,13 @@ import pandas as pd
 
 from trecs_eval.config import RunConfig, config_differences, config_hash, dump_config, load_config
 from trecs_eval.errors import ResumeError
-from trecs_eval.generation.runner import CANVASES_DIR, IMAGES_DIR, PROVENANCE_DIR, provenance_path
+from trecs_eval.generation.runner import (
+    CANVASES_DIR,
+    IMAGES_DIR,
+    PROVENANCE_DIR,
+    file_mode,
+    provenance_path,
+)
 from trecs_eval.results import SAMPLES_FILE
 
 log = logging.getLogger(__name__)
@@ -97,6 +103,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write text via a temp file in the same folder and ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -113,6 +120,7 @@ def write_features_npz(path: Path, item_ids: Sequence[str], arrays: Mapping[str,
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, item_ids=np.asarray(list(item_ids), dtype=str), **arrays)
         os.replace(tmp, path)
@@ -129,6 +137,7 @@ def write_samples(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         raise ValueError("samples: duplicate (system, item_id) rows")
     path = run_dir / SAMPLES_FILE
     fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".samples.", suffix=".parquet")
+    os.fchmod(fd, file_mode())
     os.close(fd)
     try:
         frame.to_parquet(tmp, index=False)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import baselines  # noqa: F401  (registers the built-in systems)
+from trecs_eval.commands.demo import demo_config
 from trecs_eval.config import (
     RunConfig,
     SystemSpec,
@@ -17,6 +19,8 @@ from trecs_eval.config import (
     save_config,
 )
 from trecs_eval.errors import ConfigError
+from trecs_eval.generation.protocol import GENERATORS
+from trecs_eval.measure import check_metric_names
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = """
@@ -131,6 +135,14 @@ def test_shipped_configs_load_and_round_trip(name):
     config = load_config(REPO / "configs" / name)
     assert config.systems and config.metrics
     assert load_config_text(dump_config(config)) == config
+    check_metric_names(config)  # every metric and system name is one the harness knows
+    for system in config.systems:
+        assert system.generator in GENERATORS
+
+
+def test_demo_command_runs_the_shipped_demo_config():
+    shipped = load_config(REPO / "configs" / "demo.toml")
+    assert demo_config(Path("runs/demo"), 300, uncalibrated=False) == shipped
 
 
 def load_config_text(text: str) -> RunConfig:

@@ -160,10 +160,18 @@ def _write_item(run_dir: Path, system: str, item_id: str, generation: Generation
     write_png_atomic(image_path(run_dir, system, item_id), generation.image)
 
 
+def file_mode() -> int:
+    """Permissions of a new file under the current umask (mkstemp would make it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_png_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array`` as PNG via a temp file in the same folder and ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             Image.fromarray(np.ascontiguousarray(array)).save(fh, format="PNG")
             fh.flush()
