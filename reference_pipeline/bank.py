@@ -212,43 +212,72 @@ def _encode_segmentation(segm: Any, height: int, width: int, path: str, ann_id: 
                      field="annotations.segmentation")
 
 
-def build_bank(annotations: str | os.PathLike[str], images_dir: str | os.PathLike[str],
-               out: str | os.PathLike[str] | None = None, progress: bool = False) -> MaskBank:
-    """Builds a :class:`MaskBank` from a COCO-format annotation JSON and saves it to ``out`` (if given).
+Annotation = tuple[int, Any, Any, str]
+"""(COCO-Stuff label id, segmentation, annotation id, source file) of one usable annotation."""
 
-    Images without any usable mask are left out (they cannot give a mask or a label bag);
-    empty masks are dropped. Bank order is the JSON's image order.
-    """
-    path = Path(annotations)
-    raw = path.read_bytes() if path.is_file() else None
-    if raw is None:
+
+def _read_coco(path: Path) -> tuple[str, list[dict[str, Any]], dict[Any, list[Annotation]]]:
+    """sha256 of the file, its images, and its usable annotations grouped by image id."""
+    if not path.is_file():
         raise InputError("annotation file not found", str(path))
+    raw = path.read_bytes()
     try:
         coco = json.loads(raw)
         categories, coco_images, anns = coco["categories"], coco["images"], coco["annotations"]
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(f"not a COCO annotation JSON ({err})", str(path)) from err
     cat_map = _category_map(categories, str(path))
-    by_image: dict[Any, list[dict[str, Any]]] = {}
+    by_image: dict[Any, list[Annotation]] = {}
     for ann in anns:
         if "image_id" not in ann or "category_id" not in ann or "segmentation" not in ann:
             raise InputError(f"annotation {ann.get('id')!r} lacks image_id/category_id/segmentation",
                              str(path), field="annotations")
-        by_image.setdefault(ann["image_id"], []).append(ann)
+        label = cat_map.get(int(ann["category_id"]))
+        if label is not None:  # unlabeled / "other" categories carry no mask for the bank
+            found = (label, ann["segmentation"], ann.get("id"), str(path))
+            by_image.setdefault(ann["image_id"], []).append(found)
+    return hashlib.sha256(raw).hexdigest(), coco_images, by_image
+
+
+def build_bank(annotations: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+               images_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+               progress: bool = False) -> MaskBank:
+    """Builds a :class:`MaskBank` from COCO-format annotation JSON(s) and saves it to ``out`` (if given).
+
+    Several files (e.g. COCO-Stuff's ``stuff_train2017.json`` and COCO's
+    ``instances_train2017.json``) are merged by image id; an image's size and file name come from
+    the first file listing it. Images without any usable mask are left out (they cannot give a
+    mask or a label bag); empty masks are dropped. Bank order is the files' image order.
+    ``source_sha256`` is the sha256 of the file (of the files' digests joined, for several).
+    """
+    single = isinstance(annotations, str | os.PathLike)
+    paths = [Path(annotations)] if single else [Path(a) for a in annotations]  # type: ignore[arg-type,union-attr]
+    digests: list[str] = []
+    infos: dict[Any, tuple[str, int, int]] = {}
+    by_image: dict[Any, list[Annotation]] = {}
+    for path in paths:
+        digest, coco_images, anns = _read_coco(path)
+        digests.append(digest)
+        for n, img in enumerate(coco_images):
+            try:
+                info = (str(img["file_name"]), int(img["height"]), int(img["width"]))
+                infos.setdefault(img["id"], info)
+            except (KeyError, TypeError, ValueError) as err:
+                raise InputError(f"image {n} lacks id/file_name/height/width", str(path),
+                                 field="images") from err
+        for img_id, found in anns.items():
+            by_image.setdefault(img_id, []).extend(found)
+    orphans = [img_id for img_id in by_image if img_id not in infos]
+    if orphans:
+        raise InputError(f"{len(orphans)} annotated image ids are in no images list (first: {orphans[0]!r})",
+                         str(paths[0]), field="annotations.image_id")
     images: list[BankImage] = []
     masks: list[BankMask] = []
-    for n, img in enumerate(tqdm(coco_images, desc="mask bank", unit="image", disable=not progress)):
-        try:
-            img_id, file_name = img["id"], str(img["file_name"])
-            height, width = int(img["height"]), int(img["width"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise InputError(f"image {n} lacks id/file_name/height/width", str(path), field="images") from err
+    for img_id, (file_name, height, width) in tqdm(infos.items(), desc="mask bank", unit="image",
+                                                    disable=not progress):
         first = len(masks)
-        for ann in by_image.get(img_id, []):
-            label = cat_map.get(int(ann["category_id"]))
-            if label is None:
-                continue
-            rle = _encode_segmentation(ann["segmentation"], height, width, str(path), ann.get("id"))
+        for label, segm, ann_id, origin in by_image.get(img_id, []):
+            rle = _encode_segmentation(segm, height, width, origin, ann_id)
             area = int(mask_utils.area(rle))
             if area == 0:
                 continue
@@ -257,9 +286,10 @@ def build_bank(annotations: str | os.PathLike[str], images_dir: str | os.PathLik
         if len(masks) > first:
             images.append(BankImage(str(img_id), file_name, width, height, tuple(range(first, len(masks)))))
     if not images:
-        raise InputError("no image has a usable mask; the bank would be empty", str(path),
+        raise InputError("no image has a usable mask; the bank would be empty", str(paths[0]),
                          field="annotations")
-    bank = MaskBank(images, masks, Path(images_dir).resolve(), hashlib.sha256(raw).hexdigest())
+    source = digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
+    bank = MaskBank(images, masks, Path(images_dir).resolve(), source)
     if out is not None:
         bank.save(out)
     return bank

@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "build-bank", help="build a TReCS mask bank (label bags + RLE masks) from COCO-format annotations"
     )
-    parser.add_argument("--annotations", type=Path, required=True, help="COCO-format annotation JSON")
+    parser.add_argument("--annotations", type=Path, required=True, nargs="+",
+                        help="COCO-format annotation JSON(s), merged by image id (COCO-Stuff stuff + things)")
     parser.add_argument("--images", type=Path, required=True, help="folder holding the annotated images")
     parser.add_argument("--out", type=Path, required=True, help="output folder (bank.json is written there)")
     parser.set_defaults(handler=run_build_bank)

@@ -88,6 +88,24 @@ def test_bad_annotations_name_file_and_field(tmp_path, doc, field):
     assert str(path) in str(info.value) and info.value.field == field
 
 
+def test_several_annotation_files_merge_by_image_id(bank_dir, tmp_path):
+    doc = json.loads((bank_dir / "annotations.json").read_text())
+    stuff, things = dict(doc), dict(doc)
+    stuff["annotations"] = [a for a in doc["annotations"] if a["category_id"] >= 92]
+    things["annotations"] = [a for a in doc["annotations"] if a["category_id"] < 92]
+    things["images"] = doc["images"][::-1]  # another order: the first file's order wins
+    (tmp_path / "stuff.json").write_text(json.dumps(stuff))
+    (tmp_path / "things.json").write_text(json.dumps(things))
+    merged = build_bank([tmp_path / "stuff.json", tmp_path / "things.json"], bank_dir / "images")
+    single = build_bank(bank_dir / "annotations.json", bank_dir / "images")
+    assert [merged.labels_of(i) for i in range(2)] == [single.labels_of(i) for i in range(2)]
+    assert sorted(m.rle for m in merged.masks) == sorted(m.rle for m in single.masks)
+    orphan = dict(things, images=[])
+    (tmp_path / "orphan.json").write_text(json.dumps(orphan))
+    with pytest.raises(InputError, match="no images list"):
+        build_bank([tmp_path / "orphan.json"], bank_dir / "images")
+
+
 def test_load_missing_bank_is_a_clear_error(tmp_path):
     with pytest.raises(TrecsEvalError, match="no mask bank"):
         MaskBank.load(tmp_path)
