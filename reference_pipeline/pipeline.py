@@ -12,6 +12,10 @@ Parameters (all optional):
   0.40 with 60 training narratives); ``tagger_seed`` (0) for taggers with random init;
 * ``ignore_traces`` (bool): the ablation, masks keep their retrieved positions;
 * ``synthesizer``: ``"collage"`` (default), ``"spade"`` (needs ``spade_checkpoint``), ``"palette"``;
+* ``bank``: a mask bank folder made by ``trecs-eval pipeline build-bank`` (default: built from
+  the train folder); ``tagger_checkpoint``: a tagger saved by ``trecs-eval pipeline
+  train-tagger`` (default: trained on the train folder's label files). With both, no train
+  folder is needed (e.g. LN-COCO with a COCO-Stuff bank);
 * ``top_k`` (5) retrieved images; ``retriever``: ``"bm25"`` (default) or ``"clip"`` (needs
   ``clip_weights``, a checkpoint file or open_clip tag; ``clip_model`` default ViT-B-32).
 
@@ -66,6 +70,8 @@ class TReCSParams:
     retriever: str = "bm25"
     clip_weights: str | None = None
     clip_model: str | None = None
+    bank: str | None = None
+    tagger_checkpoint: str | None = None
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> TReCSParams:
@@ -155,21 +161,31 @@ class TReCSGenerator:
         # Instance attribute on purpose: the ablation does not read traces.
         self.capabilities = Capabilities(uses_traces=not self.params.ignore_traces,  # type: ignore[misc]
                                           returns_canvas=True)
-        if context.train_dir is None:
-            raise ConfigError("the trecs generator needs a train folder (mask bank and tagger data)")
-        train_dir = Path(context.train_dir)
-        self.bank = load_or_build_bank(train_dir, context.work_dir)
         p = self.params
+        self.bank = MaskBank.load(p.bank) if p.bank else load_or_build_bank(self._train_dir("the mask bank"),
+                                                                            context.work_dir)
         self.retriever: Retriever = (clip_retriever(self.bank, p.clip_weights, p.clip_model, context.device)
                                      if p.retriever == "clip" else BM25Retriever(self.bank))
-        self.tagger = (train_tagger(p.tagger, train_dir, p.tagger_seed, context.work_dir)
-                       if self.params.tags == "predicted" else None)
+        self.tagger: _Tagger | None = None
+        if p.tags == "predicted" and p.tagger_checkpoint:
+            from reference_pipeline.tag import load_tagger
+
+            self.tagger = load_tagger(p.tagger_checkpoint)
+        elif p.tags == "predicted":
+            self.tagger = train_tagger(p.tagger, self._train_dir("tagger training"), p.tagger_seed,
+                                       context.work_dir)
         self.collage = CollageSynthesizer(self.bank)
         self.spade = None
         if self.params.synthesizer == "spade":
             from reference_pipeline.synthesize.spade import SpadeSynthesizer
 
             self.spade = SpadeSynthesizer(self.params.spade_checkpoint, context.device)
+
+    def _train_dir(self, purpose: str) -> Path:
+        if self.context.train_dir is None:
+            raise ConfigError(f"the trecs generator needs a train folder for {purpose}",
+                              hint="set dataset.train_dir, or params bank=DIR and tagger_checkpoint=FILE")
+        return Path(self.context.train_dir)
 
     def tags_for(self, item: EvalItem) -> list[str]:
         """Gold tags (oracle) or the tagger's prediction for the item's words."""

@@ -103,7 +103,7 @@ def test_bad_parameters_and_inputs_are_clear_errors(world):
         TReCSGenerator({"synthesizer": "colage"}, context)
     with pytest.raises(ConfigError, match="spade_checkpoint"):
         TReCSGenerator({"synthesizer": "spade"}, context)
-    with pytest.raises(ConfigError, match="train folder"):
+    with pytest.raises(ConfigError, match="train folder for the mask bank"):
         TReCSGenerator({}, GeneratorContext())
     from dataclasses import replace
 
@@ -120,3 +120,20 @@ def test_trained_tagger_is_cached_in_work_dir(world):
     fresh = train_tagger("fill", Path(context.train_dir))  # no work_dir: trained now, never cached
     tags = [first.tags_for(item) for item in items]
     assert tags == [second.tags_for(item) for item in items] == [fresh.tag(i.narrative.words) for i in items]
+
+
+def test_prebuilt_bank_and_saved_tagger_need_no_train_folder(world, tmp_path):
+    from reference_pipeline.bank import build_bank
+    from reference_pipeline.tag import save_tagger
+
+    items, context = world
+    train = Path(context.train_dir)
+    build_bank(train / "annotations.json", train / "images", tmp_path / "bank")
+    save_tagger(train_tagger("fill", train), tmp_path / "tagger.pt")
+    standalone = GeneratorContext(work_dir=tmp_path / "work", image_size=IMAGE_SIZE)  # no train_dir
+    params = {"bank": str(tmp_path / "bank"), "tagger_checkpoint": str(tmp_path / "tagger.pt")}
+    a = TReCSGenerator(params, standalone).generate(items[:3], seed=0)
+    b = TReCSGenerator({}, context).generate(items[:3], seed=0)
+    assert all(x.image.tobytes() == y.image.tobytes() for x, y in zip(a, b, strict=True))
+    with pytest.raises(ConfigError, match="tagger training"):
+        TReCSGenerator({"bank": str(tmp_path / "bank")}, standalone)
