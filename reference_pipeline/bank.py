@@ -239,6 +239,26 @@ def _read_coco(path: Path) -> tuple[str, list[dict[str, Any]], dict[Any, list[An
     return hashlib.sha256(raw).hexdigest(), coco_images, by_image
 
 
+def _collect_masks(infos: dict[Any, tuple[str, int, int]], by_image: dict[Any, list[Annotation]],
+                   progress: bool) -> tuple[list[BankImage], list[BankMask]]:
+    """Bank images (those with at least one non-empty mask) and their masks, in ``infos`` order."""
+    images: list[BankImage] = []
+    masks: list[BankMask] = []
+    for img_id, (file_name, height, width) in tqdm(infos.items(), desc="mask bank", unit="image",
+                                                    disable=not progress):
+        first = len(masks)
+        for label, segm, ann_id, origin in by_image.get(img_id, []):
+            rle = _encode_segmentation(segm, height, width, origin, ann_id)
+            area = int(mask_utils.area(rle))
+            if area == 0:
+                continue
+            x0, y0, w, h = (round(float(v)) for v in mask_utils.toBbox(rle))
+            masks.append(BankMask(len(images), label, (x0, y0, w, h), area, rle["counts"].decode("ascii")))
+        if len(masks) > first:
+            images.append(BankImage(str(img_id), file_name, width, height, tuple(range(first, len(masks)))))
+    return images, masks
+
+
 def build_bank(annotations: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                images_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
                progress: bool = False) -> MaskBank:
@@ -271,20 +291,7 @@ def build_bank(annotations: str | os.PathLike[str] | Sequence[str | os.PathLike[
     if orphans:
         raise InputError(f"{len(orphans)} annotated image ids are in no images list (first: {orphans[0]!r})",
                          str(paths[0]), field="annotations.image_id")
-    images: list[BankImage] = []
-    masks: list[BankMask] = []
-    for img_id, (file_name, height, width) in tqdm(infos.items(), desc="mask bank", unit="image",
-                                                    disable=not progress):
-        first = len(masks)
-        for label, segm, ann_id, origin in by_image.get(img_id, []):
-            rle = _encode_segmentation(segm, height, width, origin, ann_id)
-            area = int(mask_utils.area(rle))
-            if area == 0:
-                continue
-            x0, y0, w, h = (round(float(v)) for v in mask_utils.toBbox(rle))
-            masks.append(BankMask(len(images), label, (x0, y0, w, h), area, rle["counts"].decode("ascii")))
-        if len(masks) > first:
-            images.append(BankImage(str(img_id), file_name, width, height, tuple(range(first, len(masks)))))
+    images, masks = _collect_masks(infos, by_image, progress)
     if not images:
         raise InputError("no image has a usable mask; the bank would be empty", str(paths[0]),
                          field="annotations")
