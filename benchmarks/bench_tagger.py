@@ -117,9 +117,11 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.fmean(values):5.1f} ± {100 * std:3.1f}"
 
 
-def print_table(scores: dict[str, Scores], n_narratives: int, folds: int) -> None:
+def print_table(scores: dict[str, Scores], n_narratives: int, folds: int,
+                only_folds: list[int] | None = None) -> None:
     base = {k: statistics.fmean(scores[k].accuracy) for k in ("majority", "fill") if k in scores}
     print(f"\nTagger CV on LN-COCO val: {n_narratives} narratives, {folds} folds by image id "
+          f"{'' if only_folds is None else f' (only folds {only_folds})'} "
           f"(word accuracy and macro-F1 in %, mean ± std over folds; seconds per fold)")
     header = "| tagger | word acc | macro-F1 | train s | tag s | Δacc vs majority | Δacc vs fill |"
     print(header)
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", default=["majority", "word-majority", "fill", "hmm",
                                                        "hmm-power1", "neural"], choices=list(VARIANTS))
     parser.add_argument("--oracle-bags", action="store_true", help="add the +oracle-bag rows")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None,
+                        help="run only these fold indices (same split; to spread folds over processes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=NeuralConfig.epochs)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
@@ -158,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     fold_of = np.array(image_folds(image_ids, args.folds, args.seed))
     scores = {name: Scores() for name in kinds}
     with tempfile.TemporaryDirectory(prefix="bench_tagger_") as scratch:
-        for fold in tqdm(range(args.folds), desc="folds"):
+        for fold in tqdm(args.only_folds or range(args.folds), desc="folds"):
             run_one_fold(fold, kinds, words, tags, bags, image_ids, fold_of, args, Path(scratch), scores)
-    print_table(scores, len(words), args.folds)
+    print_table(scores, len(words), args.folds, args.only_folds)
     return 0
 
 

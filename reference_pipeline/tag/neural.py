@@ -48,7 +48,8 @@ def torch_threads(n: int) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class NeuralConfig:
-    """Hyper-parameters; the defaults train on ~6.8k narratives in about a minute per epoch pair."""
+    """Hyper-parameters. One epoch over ~6.8k narratives (avg 38 words) costs about 20 s of CPU
+    time on one thread here (1 epoch on 2,000 narratives: 6 s CPU)."""
 
     embedding_dim: int = 64
     hidden_dim: int = 128
