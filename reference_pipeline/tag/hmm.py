@@ -15,6 +15,12 @@ to ``transition_power`` (default 10) so that a label keeps running across filler
 the tags do (they come from utterance-level trace hulls). Words unseen in training emit
 uniformly (log-emission 0 for every state). Constrained mode keeps only the states in the
 allowed label bag.
+
+Measured (benchmarks/bench_tagger.py, 5-fold CV by image on LN-COCO val, word accuracy):
+unconstrained with power 10: 31.9 % (runs never switch label: close to majority, 29.4 %);
+power 1: 42.5 %; constrained to the image's gold label bag, power 10: 48.5 %. The HMM is the
+paper's training-time refinement, not a strong free tagger; the fill baseline and the neural
+tagger tag new narratives better.
 """
 
 from __future__ import annotations
