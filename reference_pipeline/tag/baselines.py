@@ -14,7 +14,7 @@
 With ``allowed_labels`` each tagger only counts the allowed labels of a word's distribution.
 
 The fill defaults (``min_count=3``, ``min_share=0.6``) were picked on one 80/20 image split
-of LN-COCO val (word accuracy 59.5 %; 56.8 % at ``min_share=0.5``, 48 % at 0.3, 53 % at 0.8),
+of LN-COCO val (word accuracy 58.9 %; 56.8 % at ``min_share=0.5``, 48 % at 0.3, 53 % at 0.8),
 so fill's cross-validated number on that file is slightly optimistic.
 """
 
