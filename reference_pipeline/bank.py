@@ -74,7 +74,7 @@ class MaskBank:
         self.images_dir = Path(images_dir)
         self.source_sha256 = source_sha256
         self._decoded: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
-        self._bboxes: dict[tuple[int, int, int], tuple[float, float, float, float]] = {}
+        self._bboxes: dict[tuple[int, int, int], tuple[float, float, float, float] | None] = {}
         self._label_bags = tuple(
             tuple(sorted({self.masks[m].label for m in img.mask_indices})) for img in self.images
         )
@@ -114,19 +114,16 @@ class MaskBank:
                 self._decoded.popitem(last=False)
         return cached
 
-    def mask_bbox(self, mask_index: int, size: tuple[int, int]) -> tuple[float, float, float, float]:
-        """(y0, x0, y1, x1) pixel-edge bbox of the mask resized to ``size`` (cached)."""
+    def mask_bbox(self, mask_index: int, size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+        """(y0, x0, y1, x1) pixel-edge bbox of the mask resized to ``size`` (cached); None when a tiny
+        mask vanishes at that size (nearest resizing of a few-pixel mask to a smaller canvas)."""
         key = (mask_index, *size)
-        box = self._bboxes.get(key)
-        if box is None:
+        if key not in self._bboxes:
             mask = self.mask(mask_index, size)
             rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-            if rows.size == 0:
-                raise TrecsEvalError(f"mask {mask_index} vanishes when resized to {size}; "
-                                     "use a larger canvas")
-            box = (float(rows[0]), float(cols[0]), float(rows[-1] + 1), float(cols[-1] + 1))
-            self._bboxes[key] = box
-        return box
+            self._bboxes[key] = (None if rows.size == 0 else
+                                 (float(rows[0]), float(cols[0]), float(rows[-1] + 1), float(cols[-1] + 1)))
+        return self._bboxes[key]
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
         """Writes ``out_dir/bank.json`` atomically; returns its path."""

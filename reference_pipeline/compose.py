@@ -23,7 +23,8 @@ Rules (Koh et al. 2021, sec. 3.3, simplified and made explicit):
 * **Fill.** Pixels left uncovered take the top-1 retrieved image's stuff masks at their own
   positions, then (if still uncovered) the label of the nearest covered pixel
   (``scipy.ndimage.distance_transform_edt`` indices). The canvas has no unlabeled pixel
-  (checked; an error otherwise).
+  (checked; an error otherwise). Masks that vanish at the canvas size (a few pixels of a
+  large image, nearest-resized) are never candidates.
 * **ignore_traces** (ablation): each sequence takes the largest mask of its label in the
   best-ranked retrieved image holding it, at its retrieved position (scale 1). A sequence
   without trace points is placed the same way in the trace-guided mode too.
@@ -223,13 +224,22 @@ def windowed_iou(a_window: Window, a: np.ndarray, b_window: Window, b: np.ndarra
     return inter / union if union else 0.0
 
 
-def candidates(bank: MaskBank, label: int, ranking: Sequence[int], top_k: int) -> list[int]:
-    """Mask indices of ``label`` in the top-k images, else in the best-ranked image holding it."""
-    found = [m for i in ranking[:top_k] for m in bank.masks_with_label(int(i), label)]
+def candidates(bank: MaskBank, label: int, ranking: Sequence[int], top_k: int,
+               size: tuple[int, int]) -> list[int]:
+    """Mask indices of ``label`` in the top-k images, else in the best-ranked image holding it.
+
+    Masks that vanish at the canvas size (a few pixels of a large image) are not candidates.
+    """
+
+    def usable(image_index: int) -> list[int]:
+        masks = bank.masks_with_label(int(image_index), label)
+        return [m for m in masks if bank.mask_bbox(m, size) is not None]
+
+    found = [m for i in ranking[:top_k] for m in usable(i)]
     if found:
         return found
     for i in ranking[top_k:]:
-        found = bank.masks_with_label(int(i), label)
+        found = usable(i)
         if found:
             return found
     return []
@@ -267,7 +277,7 @@ def compose(bank: MaskBank, sequences: Sequence[TraceSequence], ranking: Sequenc
     skipped: list[int] = []
     ordered = sorted(enumerate(sequences), key=lambda s: (s[1].label < FIRST_STUFF_ID, s[0]))
     for _, seq in ordered:
-        cands = candidates(bank, seq.label, ranking, top_k)
+        cands = candidates(bank, seq.label, ranking, top_k, size)
         if not cands:
             skipped.append(seq.label)
             continue
@@ -278,7 +288,7 @@ def compose(bank: MaskBank, sequences: Sequence[TraceSequence], ranking: Sequenc
         _paint(sub, placement, len(placements), labels[r0:r1, c0:c1], instances[r0:r1, c0:c1],
                source[r0:r1, c0:c1])
         placements.append(placement)
-    _fill(bank, int(ranking[0]), labels, instances, source, placements)
+    _fill(bank, ranking, labels, instances, source, placements)
     return Composition(labels, instances, source, placements, tuple(skipped))
 
 
@@ -289,26 +299,32 @@ def _paint(mask: np.ndarray, placement: Placement, index: int, labels: np.ndarra
     source[mask] = index
 
 
-def _fill(bank: MaskBank, top1: int, labels: np.ndarray, instances: np.ndarray, source: np.ndarray,
-          placements: list[Placement]) -> None:
-    """Covers every pixel: top-1 image's stuff (then, if the canvas is still empty, its things), then EDT."""
+def _fill(bank: MaskBank, ranking: Sequence[int], labels: np.ndarray, instances: np.ndarray,
+          source: np.ndarray, placements: list[Placement]) -> None:
+    """Covers every pixel: top-1 image's stuff (then, if the canvas is still empty, its things), then EDT.
+
+    Only if the canvas is still empty (every mask of the top-1 image vanished at this size) do the
+    next-ranked images stand in for it.
+    """
     size = labels.shape
-    top_masks = list(bank.images[top1].mask_indices)
-    stuff = [m for m in top_masks if bank.masks[m].label >= FIRST_STUFF_ID]
-    things = [m for m in top_masks if bank.masks[m].label < FIRST_STUFF_ID]
-    for group in (stuff, things):
-        if group is things and np.any(source >= 0):
+    for top in ranking:
+        top_masks = list(bank.images[int(top)].mask_indices)
+        stuff = [m for m in top_masks if bank.masks[m].label >= FIRST_STUFF_ID]
+        things = [m for m in top_masks if bank.masks[m].label < FIRST_STUFF_ID]
+        for group in (stuff, things):
+            if group is things and np.any(source >= 0):
+                break
+            for m in group:
+                uncovered = (source < 0) & bank.mask(m, size)
+                if np.any(uncovered):
+                    placement = identity_placement(m, bank.masks[m].label, 0)
+                    _paint(uncovered, placement, len(placements), labels, instances, source)
+                    placements.append(placement)
+        if np.any(source >= 0):
             break
-        for m in group:
-            uncovered = (source < 0) & bank.mask(m, size)
-            if np.any(uncovered):
-                placement = identity_placement(m, bank.masks[m].label, 0)
-                _paint(uncovered, placement, len(placements), labels, instances, source)
-                placements.append(placement)
     uncovered = source < 0
     if uncovered.all():
-        raise TrecsEvalError(f"bank image {bank.images[top1].image_id} gave nothing to paint; "
-                             "the canvas is empty")
+        raise TrecsEvalError(f"no bank image gives a mask at canvas size {size}; the canvas is empty")
     if uncovered.any():
         _, (rows, cols) = ndimage.distance_transform_edt(uncovered, return_indices=True)
         labels[uncovered] = labels[rows[uncovered], cols[uncovered]]

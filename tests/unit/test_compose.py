@@ -152,3 +152,12 @@ def test_instances_number_the_placed_masks(bank):
     comp = compose(bank, sequences, ranking=[1], size=SIZE, top_k=1)
     assert comp.instances[16, 16] == 1 and comp.instances[48, 48] == 2
     assert set(np.unique(comp.instances)) <= {0, 1, 2}
+
+
+def test_masks_that_vanish_at_the_canvas_size_are_not_used(tmp_path):
+    # A 1-pixel cat and a 1-pixel sky patch vanish when a 64 px image is shrunk to an 8 px canvas.
+    root = write_bank_dir(tmp_path, [[("sky-other", (0, 0, 1, 1)), ("cat", (40, 40, 41, 41))],
+                                     [("grass", (0, 0, 64, 64))]])
+    bank = build_bank(root / "annotations.json", root / "images")
+    comp = compose(bank, [seq(CAT, (0.1, 0.1, 0.5, 0.5))], ranking=[0, 1], size=(8, 8), top_k=1)
+    assert comp.skipped == (CAT,) and np.all(comp.labels == GRASS)  # the next-ranked image fills
