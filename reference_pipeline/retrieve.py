@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from scipy import sparse
 
 from reference_pipeline.bank import MaskBank
 from trecs_eval.data.coco_stuff import ID_TO_NAME, NAME_TO_ID
@@ -58,17 +59,18 @@ class BM25Retriever:
                 for i in range(len(bank))]
         vocab = sorted({t for d in docs for t in d})
         self._term_index = {t: j for j, t in enumerate(vocab)}
-        tf = np.zeros((len(docs), len(vocab)), dtype=np.float64)
-        for i, doc in enumerate(docs):
-            for term, count in doc.items():
-                tf[i, self._term_index[term]] = count
-        lengths = tf.sum(axis=1)
+        rows = [i for i, doc in enumerate(docs) for _ in doc]
+        cols = [self._term_index[t] for doc in docs for t in doc]
+        counts = np.array([c for doc in docs for c in doc.values()], dtype=np.float64)
+        lengths = np.array([sum(doc.values()) for doc in docs], dtype=np.float64)
         avgdl = float(lengths.mean()) if len(docs) else 1.0
-        n_t = (tf > 0).sum(axis=0)
+        n_t = np.bincount(np.asarray(cols, dtype=np.int64), minlength=len(vocab))
         self._idf = np.log1p((len(docs) - n_t + 0.5) / (n_t + 0.5))
         norm = k1 * (1.0 - b + b * lengths / avgdl)
-        # Precomputed per (document, term) BM25 weight; a query is a weighted sum of columns.
-        self._weights = self._idf[None, :] * tf * (k1 + 1.0) / (tf + norm[:, None])
+        # Per (document, term) BM25 weight, sparse (a bank image holds ~10-30 terms, COCO has
+        # 118k images); a query's scores are one sparse matrix-vector product.
+        weights = self._idf[cols] * counts * (k1 + 1.0) / (counts + norm[rows])
+        self._weights = sparse.csr_matrix((weights, (rows, cols)), shape=(len(docs), len(vocab)))
 
     def query_vector(self, words: Sequence[str], labels: Sequence[str]) -> np.ndarray:
         """Query term frequencies ``qtf`` over the bank vocabulary (unknown terms are ignored)."""
@@ -85,7 +87,7 @@ class BM25Retriever:
 
     def scores(self, words: Sequence[str], labels: Sequence[str]) -> np.ndarray:
         """BM25 score of every bank image."""
-        return self._weights @ self.query_vector(words, labels)
+        return np.asarray(self._weights @ self.query_vector(words, labels), dtype=np.float64)
 
     def rank(self, words: Sequence[str], labels: Sequence[str]) -> np.ndarray:
         # Stable sort on -score: equal scores keep bank order.
