@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from trecs_scene import scene_maps, write_bank_dir
 
 from reference_pipeline.bank import INDEX_NAME, MaskBank, build_bank
+from tests.trecs_scene import scene_maps, write_bank_dir
 from trecs_eval.cli import main
 from trecs_eval.data.coco_stuff import NAME_TO_ID
 from trecs_eval.errors import InputError, TrecsEvalError

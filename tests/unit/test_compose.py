@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from trecs_scene import square_points, write_bank_dir
 
 import reference_pipeline.compose as compose_module
 from reference_pipeline.bank import build_bank
@@ -17,6 +16,7 @@ from reference_pipeline.compose import (
     render,
     trace_sequences,
 )
+from tests.trecs_scene import square_points, write_bank_dir
 from trecs_eval.data.coco_stuff import NAME_TO_ID
 
 SIZE = (64, 64)

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from trecs_scene import make_narrative
 
+from tests.trecs_scene import make_narrative
 from trecs_eval.data.coco_stuff import NAME_TO_ID, write_label_map
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.errors import TrecsEvalError

@@ -7,7 +7,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from trecs_scene import write_bank_dir
 
 from reference_pipeline.bank import build_bank
 from reference_pipeline.retrieve import (
@@ -19,6 +18,7 @@ from reference_pipeline.retrieve import (
     label_terms,
     top_k,
 )
+from tests.trecs_scene import write_bank_dir
 from trecs_eval.data.coco_stuff import ID_TO_NAME
 from trecs_eval.errors import TrecsEvalError
 

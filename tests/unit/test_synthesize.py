@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from trecs_scene import scene_colour, square_points, write_bank_dir
 
 from reference_pipeline.bank import build_bank
 from reference_pipeline.compose import TraceSequence, compose
@@ -19,6 +18,7 @@ from reference_pipeline.synthesize.spade import (
     save_checkpoint,
     semantic_input,
 )
+from tests.trecs_scene import scene_colour, square_points, write_bank_dir
 from trecs_eval.data.coco_stuff import NAME_TO_ID, PALETTE
 from trecs_eval.errors import InputError, MissingWeightsError
 
