@@ -1,0 +1,52 @@
+"""The run's FID/KID bootstrap resamples equal the metric modules' own resample computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reports.paired import ReferenceSet, fid_statistic, kid_statistic
+from trecs_eval.measure_images import fid_with_ci, kid_with_ci
+from trecs_eval.metrics import fid, kid
+from trecs_eval.metrics.bootstrap import iter_bootstrap_indices
+
+FID_RESAMPLE_REL_TOL = 1e-8  # two exact float64 formulas (n×n vs d×d eigenproblems)
+KID_RESAMPLE_ABS_TOL = 1e-12  # the same sums in another order
+N, D = 52, 64  # KID needs >= 50 per side
+
+
+@pytest.fixture
+def features() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.normal(size=(N, D)) + 0.3, rng.normal(size=(N, D))
+
+
+def test_fid_resamples_equal_fid_against_reference(features):
+    gen, ref = features
+    fast = fid_statistic(gen, ReferenceSet(ref))
+    slow = fid.FidAgainstReference(fid.features_to_statistics(ref))
+    for idx in next(iter(iter_bootstrap_indices(N, 5, seed=1))):
+        assert fast(idx) == pytest.approx(slow(gen[idx]), rel=FID_RESAMPLE_REL_TOL)
+    result = fid_with_ci(gen, ref, n_resamples=50, alpha=0.05, seed=1)
+    assert result.value == pytest.approx(fid.features_to_fid(gen, ref)[0], rel=0)
+    # FID of a resample with repeated images is biased upwards, so the percentile interval need
+    # not contain the point value; it must be an interval of that statistic's resamples
+    replicates = [fast(idx) for block in iter_bootstrap_indices(N, 50, seed=1) for idx in block]
+    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(np.percentile(replicates, [2.5, 97.5])))
+
+
+def test_kid_resamples_equal_kid_kernels_when_subsets_are_whole_sets(features):
+    gen, ref = features
+    fast = kid_statistic(gen, ReferenceSet(ref))
+    kernels = kid.KidKernels(gen, ref)
+    for idx in next(iter(iter_bootstrap_indices(N, 5, seed=2))):
+        expected = kernels.kid(seed=0, n_subsets=1, rows1=idx).mean  # subset size n = m: the whole sets
+        assert fast(idx) == pytest.approx(expected, abs=KID_RESAMPLE_ABS_TOL)
+    result = kid_with_ci(gen, ref, n_subsets=10, n_resamples=50, alpha=0.05, seed=2)
+    assert result.value == pytest.approx(kernels.kid(seed=2, n_subsets=10).mean, rel=0)
+    assert result.ci_low <= result.ci_high
+
+
+def test_no_resamples_means_no_interval(features):
+    gen, ref = features
+    assert np.isnan(fid_with_ci(gen, ref, n_resamples=0, alpha=0.05, seed=0).ci_low)
