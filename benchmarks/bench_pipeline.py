@@ -65,14 +65,12 @@ def throughput(items: list[EvalItem], context: GeneratorContext, repeats: int) -
     print(f"  collage vs target {THROUGHPUT_TARGET:.0f} img/s: {ours / THROUGHPUT_TARGET:.1f}x")
 
 
-def canvas_table(items: list[EvalItem], context: GeneratorContext, n_resamples: int) -> None:
-    rows = {
-        "gold maps (ceiling)": None,
-        "trecs oracle tags": {"tags": "oracle"},
-        "trecs predicted tags": {"tags": "predicted"},
-        "trecs oracle, ignore_traces": {"tags": "oracle", "ignore_traces": True},
-        "trecs predicted, ignore_traces": {"tags": "predicted", "ignore_traces": True},
-    }
+def canvas_table(items: list[EvalItem], context: GeneratorContext, n_resamples: int,
+                 taggers: list[str]) -> None:
+    rows: dict[str, dict | None] = {"gold maps (ceiling)": None, "trecs oracle tags": {"tags": "oracle"}}
+    rows.update({f"trecs predicted tags ({t})": {"tags": "predicted", "tagger": t} for t in taggers})
+    rows["trecs oracle, ignore_traces"] = {"tags": "oracle", "ignore_traces": True}
+    rows["trecs predicted, ignore_traces"] = {"tags": "predicted", "ignore_traces": True}
     print(f"\nlabel-canvas accuracy on toyworld val ({len(items)} narratives, 95% bootstrap CI):")
     print(f"  {'system':32s} {'trace-canvas acc':>24s} {'pixel acc':>10s} {'mIoU':>7s}")
     for name, params in rows.items():
@@ -96,6 +94,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="train seed; val uses seed + 1")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--n-resamples", type=int, default=1000)
+    parser.add_argument("--taggers", nargs="+", default=["fill", "neural"],
+                        help="tagger kinds for the predicted-tag rows (the first is the trecs default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         root = Path(tmp)
@@ -112,7 +112,7 @@ def main() -> None:
         TReCSGenerator({"tags": "predicted"}, context)
         print(f"trecs set-up (mask bank + tagger training): {time.perf_counter() - start:.1f} s")
         throughput(items, context, args.repeats)
-        canvas_table(items, context, args.n_resamples)
+        canvas_table(items, context, args.n_resamples, args.taggers)
 
 
 if __name__ == "__main__":
