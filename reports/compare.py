@@ -3,15 +3,19 @@
 For every (system, metric) both runs hold, ``delta = B - A`` over the items both runs share:
 
 * FID, KID, IS: recomputed from ``features/{system}.npz`` (and ``features/reference.npz``)
-  with the items resampled jointly in both runs (the same indices for A and B);
+  with the items resampled jointly in both runs (the same indices for A and B). FID on all
+  items equals the run's FID; IS uses the project's ``logits_to_inception_score`` with the
+  run's splits and seed (so on all items it is the run's IS); KID is one unbiased MMD^2 over
+  all items (the run's KID averages subsets, so its value can differ slightly);
 * per-sample metrics (a numeric column of samples.parquet: CLIPScore, R-precision, ...): the
   paired bootstrap of the mean difference.
 
 The CI is the 95 % percentile interval and the p-value the two-sided shift-method p-value of
 ``trecs_eval.metrics.bootstrap.paired_bootstrap``. A change is *significant* when the CI
-excludes 0 and ``p < alpha``; its direction (better / worse) comes from the metric's declared
-``higher_is_better``. A *regression* is a significant worsening larger than the metric's
-threshold (0 unless given), and makes the gate fail (exit code 1).
+excludes 0 and ``p < alpha`` (both: the shift p-value is the more conservative for skewed
+statistics such as FID, and a gate should not cry wolf); its direction (better / worse)
+comes from the metric's declared ``higher_is_better``. A *regression* is a significant
+worsening larger than the metric's threshold (0 unless given); it fails the gate (exit 1).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import numpy as np
 from tqdm import tqdm
 
 from reports.load import REFERENCE_FEATURES, LoadedRun, array_digest, as_run
-from reports.paired import ReferenceSet, Statistic, fid_statistic, is_statistic, kid_statistic
+from reports.paired import ReferenceSet, Statistic, fid_statistic, kid_statistic
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, TrecsEvalError, UnknownNameError
 from trecs_eval.errors import suggest as did_you_mean
 from trecs_eval.metrics.bootstrap import PairedBootstrap, paired_bootstrap, paired_bootstrap_mean_diff
+from trecs_eval.metrics.inception_score import DEFAULT_SPLITS, logits_to_inception_score
+from trecs_eval.metrics.types import MetricResult
 
 BETTER, WORSE, NO_CHANGE, NOT_COMPARED = "better", "worse", "no significant change", "not compared"
 DEFAULT_N_RESAMPLES = 1000
@@ -144,14 +150,16 @@ def _check_identities(a: LoadedRun, b: LoadedRun, allow: bool, warnings: list[st
 
 
 def _item_ids(run: LoadedRun, system: str) -> list[str]:
+    """The system's item ids in the run's own order (IS splits depend on the order)."""
     if run.samples is not None:
-        return sorted(run.samples.loc[run.samples["system"] == system, "item_id"])
+        return list(run.samples.loc[run.samples["system"] == system, "item_id"])
     features = run.features(system)
-    return sorted(features["item_ids"]) if features and "item_ids" in features else []
+    return list(features["item_ids"]) if features and "item_ids" in features else []
 
 
 def _shared_items(a: LoadedRun, b: LoadedRun, system: str, allow: bool, warnings: list[str]) -> list[str]:
-    ids_a, ids_b = set(_item_ids(a, system)), set(_item_ids(b, system))
+    ordered_a = _item_ids(a, system)
+    ids_a, ids_b = set(ordered_a), set(_item_ids(b, system))
     if ids_a != ids_b:
         only_a, only_b = sorted(ids_a - ids_b), sorted(ids_b - ids_a)
         message = (f"system {system!r}: the runs evaluated different items ({len(only_a)} only in A, e.g. "
@@ -161,7 +169,7 @@ def _shared_items(a: LoadedRun, b: LoadedRun, system: str, allow: bool, warnings
                              hint="compare runs over the same evaluation set, or pass --allow-mismatch "
                                   "to compare the shared items only")
         warnings.append(message + f"; comparing the {len(ids_a & ids_b)} shared items")
-    return sorted(ids_a & ids_b)
+    return [item for item in ordered_a if item in ids_b]  # run A's order, for both runs
 
 
 def _aligned(run: LoadedRun, system: str, key: str, items: Sequence[str]) -> np.ndarray | None:
@@ -176,6 +184,13 @@ def _aligned(run: LoadedRun, system: str, key: str, items: Sequence[str]) -> np.
     return features[key][[position[item] for item in items]]
 
 
+def _is_statistic(logits: np.ndarray, result: MetricResult) -> Statistic:
+    """The project's IS of ``logits[idx]`` with the run's splits and seed (on all items: the run's IS)."""
+    splits = int(result.params.get("splits", DEFAULT_SPLITS))
+    seed = result.seed if result.seed is not None else 0
+    return lambda idx: logits_to_inception_score(logits[idx], seed=seed, splits=splits).mean
+
+
 def _feature_statistics(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
                         references: dict[str, ReferenceSet]) -> tuple[Statistic, Statistic] | str:
     """The two resample statistics, or the reason they cannot be built."""
@@ -184,7 +199,9 @@ def _feature_statistics(a: LoadedRun, b: LoadedRun, system: str, metric: str, it
     if feats_a is None or feats_b is None:
         return f"features/{system}.npz with {key!r} missing in run {'A' if feats_a is None else 'B'}"
     if not needs_reference:
-        return is_statistic(feats_a), is_statistic(feats_b)
+        result_a, result_b = a.metric(system, metric), b.metric(system, metric)
+        assert result_a is not None and result_b is not None
+        return _is_statistic(feats_a, result_a), _is_statistic(feats_b, result_b)
     if key not in references:  # one ReferenceSet per array: its factor / kernel terms are computed once
         reference = a.features(REFERENCE_FEATURES)
         if reference is None or key not in reference:

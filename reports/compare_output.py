@@ -27,7 +27,8 @@ def to_markdown(c: Comparison) -> str:
     status = "FAIL: regression" if c.exit_code else "PASS: no regression beyond thresholds"
     lines = [f"**Regression gate: {status}**", "", f"A = `{c.run_a}`  ", f"B = `{c.run_b}`  ",
              f"delta = B − A; paired bootstrap, {c.n_resamples} resamples, seed {c.seed}, "
-             f"{100 * (1 - c.alpha):g} % CI", ""]
+             f"{100 * (1 - c.alpha):g} % CI; significant = CI excludes 0 and p < {c.alpha:g}; "
+             "A, B = the statistic on the shared items (KID: one MMD² over all items)", ""]
     lines += [f"> warning: {w}" for w in c.warnings] + ([""] if c.warnings else [])
     lines.append("| System | Metric | A | B | Δ (B−A) | 95 % CI | p | Verdict | Threshold | Gate |")
     lines.append("|---|---|---:|---:|---:|---|---:|---|---:|---|")

@@ -16,7 +16,8 @@ KID (Bińkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel
 ``k(x, y) = (x.y / d + 1)^3`` between the resampled generated set and the whole reference set
 (one "subset" = everything; the run's KID may average subsets, the paired delta does not need to).
 
-IS (Salimans et al. 2016): ``exp(mean_i KL(p(y|x_i) || p(y)))`` with ``p = softmax(logits)``, one split.
+IS is not here: the gate resamples the project's own ``logits_to_inception_score`` with the
+run's splits and seed, so its value on the full set is the run's reported IS.
 """
 
 from __future__ import annotations
@@ -118,24 +119,5 @@ def kid_statistic(features: np.ndarray, reference: ReferenceSet | np.ndarray) ->
         size = len(idx)
         gg = (w @ k_gg @ w - w @ diag) / (size * (size - 1))
         return float(gg + ref_term - 2.0 * (w @ k_gr_mean) / size)
-
-    return statistic
-
-
-def is_statistic(logits: np.ndarray) -> Statistic:
-    """Inception Score of ``logits[idx]`` with one split (module doc)."""
-    z = _as64(logits)
-    z = z - z.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    p = np.exp(log_p)
-    neg_entropy = np.sum(p * log_p, axis=1)
-    n = len(z)
-
-    def statistic(idx: np.ndarray) -> float:
-        w = np.bincount(idx, minlength=n).astype(np.float64) / len(idx)
-        marginal = w @ p
-        # mean_i KL(p_i || marginal) = mean_i sum p_i log p_i - sum marginal log marginal
-        cross = float(np.sum(marginal * np.log(np.where(marginal > 0, marginal, 1.0))))
-        return float(np.exp(w @ neg_entropy - cross))
 
     return statistic

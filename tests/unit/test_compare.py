@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
-from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kernel_mmd
 
 from reports.compare import NO_CHANGE, WORSE, compare_runs, parse_thresholds
 from reports.compare_output import render
-from reports.paired import fid_statistic, is_statistic, kid_statistic
+from reports.paired import fid_statistic, kid_statistic
 from tests.report_fixtures import make_run_dir
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, UnknownNameError
 from trecs_eval.metrics.fid import features_to_fid
+from trecs_eval.metrics.inception_score import DEFAULT_SPLITS, logits_to_inception_score
 
 # float64 throughout; torch-fidelity takes sqrt(eigvals) of the non-symmetric product S_g S_r, we an SVD.
 FID_REL_TOL_VS_TORCH_FIDELITY = 1e-9  # full-rank covariances (n, m > d)
@@ -27,7 +27,6 @@ FID_REL_TOL_VS_TORCH_FIDELITY = 1e-9  # full-rank covariances (n, m > d)
 FID_REL_TOL_VS_TORCH_FIDELITY_SINGULAR = 1e-6
 FID_REL_TOL_VS_PROJECT_FID = 1e-8  # trecs_eval.metrics.fid: symmetric eigh of float64 matrices, as ours
 KID_ABS_TOL_VS_TORCH_FIDELITY = 1e-10
-IS_REL_TOL_VS_TORCH_FIDELITY = 1e-10
 N_RESAMPLES = 200  # enough for a stable 95 % interval on these clear-cut cases, fast on 2 cores
 KID_KWARGS = {"kid_kernel": "poly", "kid_kernel_poly_degree": 3, "kid_kernel_poly_gamma": None,
               "kid_kernel_poly_coef0": 1}
@@ -72,19 +71,6 @@ def test_kid_statistic_matches_torch_fidelity_unbiased_mmd():
                                                 abs=KID_ABS_TOL_VS_TORCH_FIDELITY)
 
 
-def test_is_statistic_matches_torch_fidelity_one_split():
-    rng = np.random.default_rng(2)
-    logits = rng.normal(0.0, 3.0, (40, 17))
-    statistic = is_statistic(logits)
-
-    def reference(x: np.ndarray) -> float:
-        return isc_features_to_metric(torch.from_numpy(x), splits=1, shuffle=False)["inception_score_mean"]
-
-    assert statistic(np.arange(40)) == pytest.approx(reference(logits), rel=IS_REL_TOL_VS_TORCH_FIDELITY)
-    resample = rng.integers(0, 40, 40)
-    assert statistic(resample) == pytest.approx(reference(logits[resample]), rel=IS_REL_TOL_VS_TORCH_FIDELITY)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("compare")
@@ -110,6 +96,13 @@ def test_a_run_against_itself_has_no_significant_change(runs):
         assert row.verdict == NO_CHANGE and row.delta == 0.0 and row.p_value == 1.0, row
     assert {r.source for r in comparison.rows} == {"features", "samples"}
     assert len(comparison.rows) == 2 * 6  # every metric of every system was compared
+
+
+def test_gate_is_on_all_items_is_the_project_is_with_the_runs_splits_and_seed(runs):
+    comparison = compare_runs(runs["a"], runs["a_copy"], n_resamples=10, metrics=["is"])
+    features = np.load(runs["a"] / "features" / "trecs.npz")
+    expected = logits_to_inception_score(features["inception_logits"], seed=0, splits=DEFAULT_SPLITS).mean
+    assert _row(comparison, "trecs", "is").value_a == expected
 
 
 def test_shifted_features_flag_fid_and_kid_worse_for_that_system_only(runs):
