@@ -63,9 +63,14 @@ def thumbnail(path: Path | None) -> Picture:
     if not path.is_file():
         return Picture(missing=f"missing file: {path}")
     with Image.open(path) as image:
-        picture = image.convert("RGB")
-    picture.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.BICUBIC)
+        picture = _fit(image.convert("RGB"), THUMB_PX, Image.Resampling.BICUBIC)
     return Picture(uri=_png_uri(picture))
+
+
+def _fit(image: Image.Image, side: int, resample: Image.Resampling) -> Image.Image:
+    """Scale (up or down) so the longer side is ``side`` pixels: small images stay readable."""
+    scale = side / max(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), resample)
 
 
 def canvas_picture(path: Path | None) -> Picture:
@@ -78,8 +83,7 @@ def canvas_picture(path: Path | None) -> Picture:
         ids = np.asarray(image)
     if ids.ndim != 2:
         return Picture(missing=f"not a label-id canvas (shape {ids.shape}): {path}")
-    picture = Image.fromarray(colorize(ids))
-    picture.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.NEAREST)  # never blend label colours
+    picture = _fit(Image.fromarray(colorize(ids)), THUMB_PX, Image.Resampling.NEAREST)  # never blend labels
     labels, counts = np.unique(ids, return_counts=True)
     order = [int(labels[i]) for i in np.argsort(-counts) if int(labels[i]) not in UNLABELED_IDS]
     legend = [(_safe_label(lab), _hex(PALETTE[lab])) for lab in order[:LEGEND_MAX]]
@@ -101,11 +105,7 @@ def trace_picture(narrative: Narrative | None, reference: Path | None) -> Pictur
     """The mouse trace over the reference image (grey square when there is none), one colour per utterance."""
     if reference is not None and reference.is_file():
         with Image.open(reference) as image:
-            base = image.convert("RGB")
-        # Fit (up or down) to a fixed box so the trace is drawn at a readable scale.
-        scale = TRACE_PX / max(base.size)
-        base = base.resize((max(1, round(base.width * scale)), max(1, round(base.height * scale))),
-                           Image.Resampling.BICUBIC)
+            base = _fit(image.convert("RGB"), TRACE_PX, Image.Resampling.BICUBIC)
         note = ""
     else:
         base = Image.new("RGB", (TRACE_PX, TRACE_PX), (200, 200, 200))
