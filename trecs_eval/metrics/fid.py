@@ -4,7 +4,8 @@
 
 with mu, S the mean and (ddof=1) covariance of the 2048-d pool features; unit: squared feature
 units, lower is better. ``tr sqrt(S_1 S_2)`` is the sum of square roots of the eigenvalues of
-the symmetric PSD matrix ``sqrt(S_1) S_2 sqrt(S_1)`` (two ``eigh`` calls, no ``sqrtm``); negative
+the symmetric PSD matrix ``sqrt(S_1) S_2 sqrt(S_1)`` (or ``L^T S_2 L`` with ``S_1 = L L^T``,
+the same eigenvalues; ``eigvalsh``, no ``sqrtm``); negative
 eigenvalues from round-off are clipped to 0 and counted. With features on both sides and
 ``min(n_1, n_2) < d`` the exact identity
 
@@ -120,11 +121,20 @@ def sqrt_psd(sigma: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> tuple[float, int]:
-    """tr sqrt(S1 S2) = sum sqrt(eig(sqrt(S1) S2 sqrt(S1))); returns it and the clipped count."""
-    root1, negative1 = sqrt_psd(sigma1)
-    middle = root1 @ sigma2 @ root1
+    """tr sqrt(S1 S2) = sum sqrt(eig(M)) for a symmetric PSD M similar to S1 S2; returns it and
+    the number of round-off negatives clipped.
+
+    M = L^T S2 L with the Cholesky factor S1 = L L^T when S1 is positive definite (one cheap
+    factorization), else M = sqrt(S1) S2 sqrt(S1) from ``eigh`` (singular S1, n < d).
+    """
+    try:
+        lower = np.linalg.cholesky((sigma1 + sigma1.T) / 2)
+        middle, negative1 = lower.T @ sigma2 @ lower, 0
+    except np.linalg.LinAlgError:
+        root1, negative1 = sqrt_psd(sigma1)
+        middle = root1 @ sigma2 @ root1
     values, negative2 = _clip_eigenvalues(np.linalg.eigvalsh((middle + middle.T) / 2),
-                                          "sqrt(S1) S2 sqrt(S1)")
+                                          "S1^(1/2) S2 S1^(1/2)")
     return float(np.sqrt(values).sum()), negative1 + negative2
 
 
