@@ -102,6 +102,7 @@ class Table:
         """Rows holding the best displayed value of column ``col`` (ties all win); none if undirected.
 
         Calibrated values compete among themselves; uncalibrated ones only when nothing else is there.
+        A lone value is nobody's best: bold needs at least two values to compare.
         """
         column = self.columns[col]
         if column.higher_is_better is None:
@@ -109,7 +110,7 @@ class Table:
         candidates = [r for r, row in enumerate(self.cells) if row[col].has_value]
         calibrated = [r for r in candidates if self.cells[r][col].status == "ok" and not self.uncalibrated]
         shown = {r: round(self.cells[r][col].value, column.decimals) for r in (calibrated or candidates)}
-        if not shown:
+        if len(shown) < 2:
             return set()
         best = max(shown.values()) if column.higher_is_better else min(shown.values())
         return {r for r, v in shown.items() if v == best}
