@@ -26,7 +26,7 @@ from trecs_eval.data.localized_narratives import write_narratives_jsonl
 from trecs_eval.errors import ConfigError, InputError
 from trecs_eval.generation.protocol import GENERATORS, Generator, GeneratorContext
 from trecs_eval.generation.runner import ItemCheck, SystemOutput, generate_system
-from trecs_eval.measure import Measurements, measure, resolve_device, sample_rows
+from trecs_eval.measure import Measurements, check_metric_names, measure, resolve_device, sample_rows
 from trecs_eval.results import RunResults, SystemInfo, write_results
 from trecs_eval.rundir import NARRATIVES_FILE, REPORT_DIR, claim_run_dir, write_samples
 
@@ -59,6 +59,7 @@ def run_one(config: RunConfig, *, force: bool = False, progress: bool = True,
     timings: dict[str, float] = {}
     resume_hint = f"trecs-eval run {config_path or 'CONFIG'}"
     with _stage("claim run directory", timings, resume_hint):
+        check_metric_names(config)  # a typo in a metric name fails before any work
         run_dir = claim_run_dir(config, force)
     with _stage("load dataset", timings, resume_hint):
         evalset = load_dataset(config, run_dir, progress)

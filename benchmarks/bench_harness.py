@@ -1,0 +1,61 @@
+"""The run's FID/KID confidence intervals: the harness path vs the metrics engine's, same inputs.
+
+    .venv/bin/python benchmarks/bench_harness.py [--n 300] [--resamples 20]
+
+Both compute the same values (tests/unit/test_measure_images.py checks that the resamples
+agree); the harness resamples through the factorised n×n statistics, the engine through
+FidAgainstReference (a d×d square root once, then an n×d×d product per resample). Prints wall
+and CPU seconds of each, one run, same threads, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from trecs_eval.features.identity import ExtractorIdentity
+from trecs_eval.features.inception import InceptionFeatures
+from trecs_eval.measure_images import fid_with_ci, kid_with_ci
+from trecs_eval.metrics import engine
+
+D_POOL, D_LOGITS = 2048, 1008
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, out
+
+
+def features(n: int, seed: int, shift: float) -> InceptionFeatures:
+    rng = np.random.default_rng(seed)
+    identity = ExtractorIdentity(name="bench", weights_sha256="0" * 64, layers=("2048",), preprocessing="tf1")
+    return InceptionFeatures(pool=(rng.normal(size=(n, D_POOL)) + shift).astype(np.float32),
+                             logits=rng.normal(size=(n, D_LOGITS)).astype(np.float32),
+                             paths=tuple(str(i) for i in range(n)), identity=identity)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=300, help="generated and reference images (default 300)")
+    parser.add_argument("--resamples", type=int, default=20, help="bootstrap resamples (default 20)")
+    args = parser.parse_args()
+    gen, ref = features(args.n, 0, 0.1), features(args.n, 1, 0.0)
+    for name, ours in (("fid", lambda: fid_with_ci(gen.pool, ref.pool, args.resamples, 0.05, 0)),
+                       ("kid", lambda: kid_with_ci(gen.pool, ref.pool, 100, args.resamples, 0.05, 0))):
+        peer_wall, peer_cpu, peer = timed(lambda name=name: engine.image_metrics(
+            gen, ref, [name], seed=0, n_bootstrap=args.resamples)[0])
+        our_wall, our_cpu, mine = timed(ours)
+        print(f"{name} n={args.n} resamples={args.resamples}: "
+              f"engine {peer_wall:.2f} s wall / {peer_cpu:.2f} s CPU, "
+              f"harness {our_wall:.2f} s wall / {our_cpu:.2f} s CPU; "
+              f"speed-up {peer_wall / our_wall:.1f}x wall, {peer_cpu / our_cpu:.1f}x CPU; "
+              f"value {mine.value:.6g} vs {peer.value:.6g}, "
+              f"CI [{mine.ci_low:.4g}, {mine.ci_high:.4g}] vs [{peer.ci_low:.4g}, {peer.ci_high:.4g}]")
+
+
+if __name__ == "__main__":
+    main()
