@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these fold indices (same split; to spread folds over processes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=NeuralConfig.epochs)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared 2-core machine, 2 threads mostly wait)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     kinds = list(args.kinds) + (["hmm+oracle-bag", "neural+oracle-bag"] if args.oracle_bags else [])
