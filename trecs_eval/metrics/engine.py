@@ -133,8 +133,10 @@ def _fid(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistics, s
     else:
         value, info = fid.features_to_fid(gen.pool, ref.pool)
         ref_stats = fid.features_to_statistics(ref.pool)
-    against = fid.FidAgainstReference(ref_stats)
-    low, high = _ci(len(gen), lambda idx: against(gen.pool[idx]), n_bootstrap, seed, alpha)
+    low, high = math.nan, math.nan
+    if n_bootstrap > 0:  # sqrt(S_ref) (a d x d eigh) is only worth computing for resamples
+        against = fid.FidAgainstReference(ref_stats)
+        low, high = _ci(len(gen), lambda idx: against(gen.pool[idx]), n_bootstrap, seed, alpha)
     return MetricResult("fid", value, fid.INFO.higher_is_better, len(gen), low, high, seed=seed,
                         warnings=info.warnings,
                         params={"method": info.method, "reference_n": ref_stats.n,
