@@ -22,8 +22,9 @@ current working directory when used. Example (``configs/demo.toml`` holds a comp
 
 Unknown keys, wrong types and unknown enum values raise :class:`ConfigError` naming the file and
 the key, with a "did you mean". :func:`config_hash` is the sha256 of the canonical JSON of
-everything that determines the results (``out_dir`` and ``device`` are excluded: moving a run
-directory or resuming it on another device does not change what it means).
+everything that determines the results (``out_dir``, ``device`` and ``report_formats`` are
+excluded: moving a run directory, resuming it on another device or asking for another report
+format does not change what it means).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ ON_MISSING = ("stop", "intersect")
 REPORT_FORMATS = ("md", "tex", "csv", "html")
 DEFAULT_REPORT_FORMATS = ("md", "html")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_NOT_HASHED = ("out_dir", "device")
+_NOT_HASHED = ("out_dir", "device", "report_formats")  # where / on what / shown how: not what
 _CHOICES: dict[str, tuple[str, ...]] = {
     "DatasetSpec.kind": DATASET_KINDS,
     "DatasetSpec.naming": IMAGE_NAMINGS,

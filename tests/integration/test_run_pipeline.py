@@ -70,7 +70,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
 
 
 def write_config(setup: dict[str, Path | str], out: Path, systems: str = SYSTEMS, metrics: str = METRICS,
-                 extra: str = "", name: str | None = None) -> Path:
+                 extra: str = 'report_formats = ["md"]', name: str | None = None) -> Path:
     text = f"""
 name = "t"
 out_dir = "{out}"
@@ -102,7 +102,7 @@ batch_size = 16
 def test_full_run(setup: dict[str, Path | str], capsys: pytest.CaptureFixture[str]) -> None:
     """One run (the expensive part) checked from every side, in order."""
     out = Path(setup["root"]) / "run"
-    config = write_config(setup, out)
+    config = write_config(setup, out, extra='report_formats = ["md", "html"]')
     assert main(["run", str(config), "-q"]) == 0
     check_run_directory_contract(out, config)
     check_numbers_against_independent_computations(out)
@@ -191,7 +191,8 @@ def check_resume_and_force(out: Path, config: Path, setup: dict[str, Path | str]
                                                                    for m in before.metrics]
     extended = SYSTEMS + ('[[systems]]\nname = "flat"\ngenerator = "mean-color"\n'
                           'params = { color = [9, 9, 9] }\n')
-    changed = write_config(setup, out, systems=extended, name="changed")
+    changed = write_config(setup, out, systems=extended, extra='report_formats = ["md", "html"]',
+                           name="changed")
     capsys.readouterr()
     assert main(["run", str(changed), "-q"]) == 2
     err = capsys.readouterr().err
@@ -220,7 +221,7 @@ def test_on_missing_stop_and_intersect(setup: dict[str, Path | str], tmp_path: P
     err = capsys.readouterr().err
     assert "released: 3 missing" in err and eval_images[-1].stem in err and "intersect" in err
     intersect = write_config(setup, tmp_path / "intersect", systems=systems, metrics=metrics,
-                             extra='on_missing = "intersect"')
+                             extra='on_missing = "intersect"\nreport_formats = ["md"]')
     assert main(["run", str(intersect), "-q"]) == 0
     results = read_results(tmp_path / "intersect")
     assert results.metric("released", "clip_score").n == N_EVAL - 3

@@ -42,6 +42,7 @@ seed = 5
 image_size = 48
 batch_size = 2
 device = "cpu"
+report_formats = ["md"]
 [dataset]
 kind = "toyworld"
 path = "{toy['eval']}"
