@@ -11,6 +11,10 @@ allowed bag before the argmax.
 Determinism: weights are initialised under ``torch.manual_seed(seed)`` inside a forked RNG
 (the caller's global RNG is untouched) and batches are shuffled by ``numpy.random.default_rng(seed)``;
 on CPU the same seed and data give the same weights.
+
+Measured (benchmarks/bench_tagger.py, 5-fold CV by image on LN-COCO val, default config):
+word accuracy 67.2 ± 0.9 %, macro-F1 40.5 ± 0.7 % (fill baseline 57.8 %, majority 29.4 %);
+150-320 s wall to train one fold on the shared 2-core machine with 2-3 jobs running.
 """
 
 from __future__ import annotations
