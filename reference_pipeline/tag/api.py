@@ -10,8 +10,6 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import torch
-
 from reference_pipeline.tag.base import SerializableTagger, Tagger, check_training_data
 from trecs_eval.errors import InputError, UnknownNameError, suggest
 
@@ -95,6 +93,8 @@ def save_tagger(tagger: SerializableTagger, path: str | os.PathLike[str]) -> Pat
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
+        import torch  # lazy: the CLI parser imports this module; torch costs seconds
+
         torch.save(payload, temp)
         os.replace(temp, path)
     finally:
@@ -109,6 +109,8 @@ def load_tagger(path: str | os.PathLike[str]) -> Tagger:
     if not path.is_file():
         raise InputError("tagger checkpoint not found", path=str(path))
     try:
+        import torch
+
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise InputError(f"not a readable tagger checkpoint ({type(err).__name__}: {str(err)[:200]})",

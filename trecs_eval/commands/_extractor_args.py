@@ -7,10 +7,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trecs_eval.features.images import PREPROCESSING_MODES
-from trecs_eval.metrics.engine import ExtractorSettings
+from trecs_eval.features.identity import PREPROCESSING_MODES
+
+if TYPE_CHECKING:
+    from trecs_eval.metrics.engine import ExtractorSettings
 
 
 def add_extractor_arguments(parser: argparse.ArgumentParser, clip: bool = False) -> None:
@@ -41,6 +43,8 @@ def add_extractor_arguments(parser: argparse.ArgumentParser, clip: bool = False)
 
 def settings_from_args(args: argparse.Namespace) -> ExtractorSettings:
     """The frozen settings the flags describe (CLI -> config, one direction)."""
+    from trecs_eval.metrics.engine import ExtractorSettings  # lazy: keeps `--help` free of torch
+
     extra: dict[str, Any] = {}
     if hasattr(args, "clip_model"):
         extra = {"clip_model": args.clip_model, "clip_pretrained": args.clip_pretrained,

@@ -13,6 +13,10 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
+PREPROCESSING_MODES = ("tf1", "clean")
+"""Named image preprocessing: ``tf1`` (uint8 into the network, TF1-exact bilinear resize, as
+torch-fidelity) and ``clean`` (PIL bicubic to 299 in float, as clean-fid). Part of a metric's identity."""
+
 
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries whose code shapes the features ("absent" if missing)."""

@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from trecs_eval.errors import InputError
+from trecs_eval.features.identity import PREPROCESSING_MODES
 
 INPUT_PX = 299
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")  # the same set torch-fidelity looks for
-PREPROCESSING_MODES = ("tf1", "clean")
 
 
 def list_images(directory: str | os.PathLike[str]) -> list[Path]:
