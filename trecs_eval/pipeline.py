@@ -54,10 +54,11 @@ class BuiltSystem:
 
 
 def run_one(config: RunConfig, *, force: bool = False, progress: bool = True,
-            config_path: str | None = None) -> RunOutcome:
-    """Run (or resume) the evaluation described by ``config``; see the module docstring."""
+            resume_command: str = "trecs-eval run CONFIG") -> RunOutcome:
+    """Run (or resume) the evaluation described by ``config``; see the module docstring.
+    ``resume_command`` is what a failure message tells the user to run again."""
     timings: dict[str, float] = {}
-    resume_hint = f"trecs-eval run {config_path or 'CONFIG'}"
+    resume_hint = resume_command
     with _stage("claim run directory", timings, resume_hint):
         check_metric_names(config)  # a typo in a metric name fails before any work
         run_dir = claim_run_dir(config, force)

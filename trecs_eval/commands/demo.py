@@ -129,7 +129,8 @@ def demo_command(args: argparse.Namespace) -> int:
     build_splits(config, args.n, progress=not quiet)
     # the demo owns its directory: a changed demo (other n, weights now available) keeps what
     # still holds and regenerates the rest
-    outcome = run_one(config, force=True, progress=not quiet, config_path=f"demo --out {args.out}")
+    outcome = run_one(config, force=True, progress=not quiet,
+                      resume_command=f"trecs-eval demo --out {args.out} --n {args.n}")
     print_summary(outcome)
     checks = ranking_checks(outcome.results)
     for ok, text in checks:

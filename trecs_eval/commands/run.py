@@ -44,6 +44,7 @@ def run_command(args: argparse.Namespace) -> int:
     config = with_overrides(load_config(args.config), args.device, args.uncalibrated_weights)
     if config.extractors.uncalibrated:
         print_banner()
-    outcome = run_one(config, force=args.force, progress=not quiet, config_path=str(args.config))
+    outcome = run_one(config, force=args.force, progress=not quiet,
+                      resume_command=f"trecs-eval run {args.config}")
     print_summary(outcome)
     return 0

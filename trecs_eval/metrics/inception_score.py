@@ -36,8 +36,12 @@ class InceptionScoreResult:
 def split_score(log_p: np.ndarray) -> float:
     """exp(mean KL(p(y|x) || p(y))) for one chunk of per-sample log-probabilities."""
     p = np.exp(log_p)
-    log_marginal = np.log(p.mean(axis=0, keepdims=True))
-    return float(np.exp((p * (log_p - log_marginal)).sum(axis=1).mean()))
+    # A class whose probability underflows to 0 for every sample of the chunk has p(y) = 0:
+    # its terms are 0 · log(0 / 0) = 0 by convention, not 0 · inf = NaN.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_marginal = np.log(p.mean(axis=0, keepdims=True))
+        terms = np.where(p > 0, p * (log_p - log_marginal), 0.0)
+    return float(np.exp(terms.sum(axis=1).mean()))
 
 
 def logits_to_inception_score(logits: np.ndarray, *, seed: int, splits: int = DEFAULT_SPLITS,
