@@ -93,7 +93,7 @@ def test_paired_identical_and_separated() -> None:
     same = paired_bootstrap_mean_diff(a, a, n_resamples=300, seed=0)
     assert (same.difference, same.ci_low, same.ci_high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
     apart = paired_bootstrap_mean_diff(a + 4.0, a, n_resamples=300, seed=0)
-    assert apart.p_value == pytest.approx(1 / 301)
+    assert apart.p_value == pytest.approx(2 / 301)  # two-sided: no replicate on the far side of 0
     assert apart.ci_low == pytest.approx(4.0) and apart.ci_high == pytest.approx(4.0)
 
 
@@ -131,3 +131,19 @@ def test_non_finite_fails_loudly() -> None:
         percentile_ci([1.0, 2.0], alpha=1.5)
     with pytest.raises(TrecsEvalError, match="at least 1"):
         bootstrap_mean_ci([])
+
+
+def test_paired_p_value_agrees_with_percentile_ci_on_a_skewed_statistic() -> None:
+    # Variance ratios of lognormal data are strongly skewed, as FID differences are: the verdict
+    # "CI excludes 0" and "p < alpha" must not disagree there.
+    rng = np.random.default_rng(3)
+    verdicts = []
+    for shrink in (1.0, 0.8, 0.6, 0.4):
+        a = rng.lognormal(sigma=1.0, size=80)
+        b = rng.lognormal(sigma=1.0, size=80) * shrink
+        res = paired_bootstrap(80, lambda i, a=a: float(np.var(a[i])),
+                               lambda i, b=b: float(np.var(b[i])), n_resamples=999, seed=1)
+        excludes_zero = res.ci_low > 0.0 or res.ci_high < 0.0
+        assert excludes_zero == (res.p_value < res.alpha), res
+        verdicts.append(excludes_zero)
+    assert any(verdicts) and not all(verdicts)  # the cases span both outcomes

@@ -134,9 +134,12 @@ def bootstrap_mean_ci(
 class PairedBootstrap:
     """Paired bootstrap of ``d = stat_a - stat_b`` over the same resampled items.
 
-    ``p_value`` is two-sided for ``H0: d = 0`` by the shift method (Efron & Tibshirani 1993,
-    sec. 16.4): the replicates centred on the observed difference approximate the null
-    distribution, ``p = (1 + #{r : |d_r - d| >= |d|}) / (1 + R)``; never 0, at most 1.
+    ``p_value`` is two-sided for ``H0: d = 0`` by inverting the percentile interval:
+    ``p = min(1, 2 (1 + min(#{r : d_r <= 0}, #{r : d_r >= 0})) / (1 + R))``; never 0. It is the
+    smallest alpha whose percentile CI touches 0, so "CI excludes 0" and "p < alpha" agree. (The
+    shift method, which centres the replicates on d, assumes a symmetric null and is far more
+    conservative for skewed statistics such as FID: it called a 29-point FID rise with a CI of
+    [11.8, 68.9] insignificant, p = 0.07.)
     """
 
     difference: float
@@ -190,6 +193,6 @@ def paired_bootstrap_mean_diff(
 
 def _paired_result(observed: float, reps: np.ndarray, n: int, seed: int, alpha: float) -> PairedBootstrap:
     low, high = percentile_ci(reps, alpha)
-    extreme = int(np.count_nonzero(np.abs(reps - observed) >= abs(observed)))
-    p_value = (1.0 + extreme) / (1.0 + reps.size)
+    on_far_side = min(int(np.count_nonzero(reps <= 0.0)), int(np.count_nonzero(reps >= 0.0)))
+    p_value = 2.0 * (1.0 + on_far_side) / (1.0 + reps.size)
     return PairedBootstrap(observed, low, high, min(p_value, 1.0), n, int(reps.size), seed, alpha)
