@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_softmax
+from scipy.special import log_softmax, logsumexp
 
 from trecs_eval.errors import TrecsEvalError
 from trecs_eval.metrics.types import MetricInfo
@@ -36,12 +36,11 @@ class InceptionScoreResult:
 def split_score(log_p: np.ndarray) -> float:
     """exp(mean KL(p(y|x) || p(y))) for one chunk of per-sample log-probabilities."""
     p = np.exp(log_p)
-    # A class whose probability underflows to 0 for every sample of the chunk has p(y) = 0:
-    # its terms are 0 · log(0 / 0) = 0 by convention, not 0 · inf = NaN.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_marginal = np.log(p.mean(axis=0, keepdims=True))
-        terms = np.where(p > 0, p * (log_p - log_marginal), 0.0)
-    return float(np.exp(terms.sum(axis=1).mean()))
+    # log p(y) in the log domain: with very confident logits p underflows to 0 for whole
+    # classes, and log(mean p) would be -inf, giving 0 · inf = NaN terms; logsumexp stays finite
+    # and the underflowed terms are 0 · finite = 0, as 0 · log 0 = 0 by convention.
+    log_marginal = logsumexp(log_p, axis=0, keepdims=True) - np.log(log_p.shape[0])
+    return float(np.exp((p * (log_p - log_marginal)).sum(axis=1).mean()))
 
 
 def logits_to_inception_score(logits: np.ndarray, *, seed: int, splits: int = DEFAULT_SPLITS,
