@@ -60,7 +60,7 @@ def run_one(config: RunConfig, *, force: bool = False, progress: bool = True,
     timings: dict[str, float] = {}
     resume_hint = resume_command
     with _stage("claim run directory", timings, resume_hint):
-        check_metric_names(config)  # a typo in a metric name fails before any work
+        check_names(config)  # a typo in a system or metric name fails before any work
         run_dir = claim_run_dir(config, force)
     with _stage("load dataset", timings, resume_hint):
         evalset = load_dataset(config, run_dir, progress)
@@ -84,12 +84,24 @@ def _stage(name: str, timings: dict[str, float], resume_hint: str) -> Iterator[N
     started = time.perf_counter()
     try:
         yield
+    except ConfigError:
+        raise  # the config must change first: "re-run to resume" would mislead
     except (Exception, KeyboardInterrupt):
         log.error("run stopped during stage %r; finished work is on disk: re-run `%s` to resume",
                   name, resume_hint)
         raise
     timings[name] = round(time.perf_counter() - started, 3)
     log.info("[%s] done in %.1f s", name, timings[name])
+
+
+def check_names(config: RunConfig) -> None:
+    """Every system's generator and every metric exists (UnknownNameError with a suggestion)."""
+    if not config.systems:
+        raise ConfigError("the config lists no systems", hint="add a [[systems]] table")
+    for spec in config.systems:
+        if spec.generator not in GENERATORS:
+            GENERATORS.get(spec.generator)  # raises, naming the closest match
+    check_metric_names(config)
 
 
 # ---------------------------------------------------------------- dataset
@@ -157,8 +169,6 @@ def generator_context(config: RunConfig, run_dir: Path) -> GeneratorContext:
 
 def build_systems(config: RunConfig, run_dir: Path, items: Sequence[EvalItem]) -> list[BuiltSystem]:
     """Instantiate every configured system and ask it which items it cannot produce."""
-    if not config.systems:
-        raise ConfigError("the config lists no systems", hint="add a [[systems]] table")
     context = generator_context(config, run_dir)
     built = []
     for spec in config.systems:
