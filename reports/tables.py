@@ -244,10 +244,14 @@ def _latex_escape(text: str) -> str:
 
 
 def column_decimals(values: Sequence[float]) -> int:
-    """Decimals for a column from its largest magnitude: 1 from 100, 2 from 1, 3 from 0.1, else 4."""
-    finite = [abs(v) for v in values if math.isfinite(v)]
-    top = max(finite, default=0.0)
-    return 1 if top >= 100 else 2 if top >= 1 else 3 if top >= 0.1 else 4
+    """Decimals for a column from its median magnitude: 1 from 100, 2 from 1, 3 from 0.1, else 4.
+
+    The median, not the largest value: one far-off system (noise's KID of 1e7) must not round every
+    other system's KID of 0.03 to "0.0".
+    """
+    finite = sorted(abs(v) for v in values if math.isfinite(v))
+    typical = finite[(len(finite) - 1) // 2] if finite else 0.0
+    return 1 if typical >= 100 else 2 if typical >= 1 else 3 if typical >= 0.1 else 4
 
 
 def ordered_metrics(names: Sequence[str]) -> list[str]:

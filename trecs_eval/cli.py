@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OWN_LOGGERS = ("trecs_eval", "baselines", "reference_pipeline", "reports")
+
+
+def _own_info_or_any_warning(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or record.name.split(".")[0] in _OWN_LOGGERS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO),
         format="%(message)s",
     )
+    if not args.verbose:
+        # Libraries (open_clip logs model loading on the root logger) speak only when it matters.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_own_info_or_any_warning)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USER_ERROR

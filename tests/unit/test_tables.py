@@ -197,3 +197,13 @@ def test_loader_errors_name_the_file_and_field(tmp_path):
         load_run(run)
     with pytest.raises(InputError, match="no run directories"):
         load_history(tmp_path / "run")
+
+
+def test_one_far_off_system_does_not_round_the_others_to_zero() -> None:
+    from reports.tables import column_decimals
+
+    kid_column = [0.031, 0.012, 0.044, 1.5e7]  # noise's KID is huge; the others must stay readable
+    decimals = column_decimals(kid_column)
+    assert f"{0.012:.{decimals}f}" != f"{0.0:.{decimals}f}"
+    assert column_decimals([250.0, 84.1, 470027.9]) == 1
+    assert column_decimals([]) == 4

@@ -28,6 +28,9 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from trecs_eval.features.identity import sha256_file
 
 INCEPTION_LAYERS = ("2048", "logits_unbiased")
+# Bump when the calibration changes: cached random weights are found by (seed, version), so an
+# old file made by other code is never mistaken for the current one.
+CALIBRATION_VERSION = 1
 CALIBRATION_BATCHES = 2
 CALIBRATION_BATCH_SIZE = 12
 CALIBRATION_IMAGE_PX = 64  # the network resizes to 299 itself; small inputs keep this cheap

@@ -42,7 +42,11 @@ from trecs_eval.features.cache import (
     content_key_for_text,
     default_cache_dir,
 )
-from trecs_eval.features.clip_weights import load_clip_model, make_calibrated_clip_checkpoint
+from trecs_eval.features.clip_weights import (
+    CALIBRATION_VERSION,
+    load_clip_model,
+    make_calibrated_clip_checkpoint,
+)
 from trecs_eval.features.identity import ExtractorIdentity, sha256_file
 from trecs_eval.features.text_policy import DEFAULT_TEXT_POLICY, TextChunks, check_policy, chunk_narrative
 
@@ -83,7 +87,8 @@ def resolve_device(device: str) -> str:
 
 def uncalibrated_weights_path(model: str, seed: int) -> Path:
     """Where ``--uncalibrated-weights`` keeps its generated checkpoint (user cache dir)."""
-    return default_cache_dir() / "weights" / f"clip-{model}-uncalibrated-seed{seed}.pt"
+    name = f"clip-{model}-uncalibrated-seed{seed}-v{CALIBRATION_VERSION}.pt"
+    return default_cache_dir() / "weights" / name
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,8 @@ import torch
 from trecs_eval.errors import ConfigError, MissingWeightsError, UnknownNameError, suggest
 from trecs_eval.features.identity import sha256_file
 
+# Bump when the calibration changes (cached checkpoints are found by model, seed and version).
+CALIBRATION_VERSION = 2
 CALIBRATION_IMAGES = 18  # synthetic images for the calibration batch: 6 noise, 6 gradients, 6 blocks
 CALIBRATION_TEXTS = 16  # random token sequences for the calibration batch
 NO_WEIGHTS_HINT = (

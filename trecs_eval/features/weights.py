@@ -76,7 +76,10 @@ def _release_weights() -> ResolvedWeights:
 
 def calibrated_weights_path(seed: int) -> Path:
     """Where the calibrated random weights for ``seed`` are cached."""
-    return default_cache_dir() / "weights" / f"inception-calibrated-random-seed{seed}.pth"
+    from trecs_eval.features.calibration import CALIBRATION_VERSION
+
+    name = f"inception-calibrated-random-seed{seed}-v{CALIBRATION_VERSION}.pth"
+    return default_cache_dir() / "weights" / name
 
 
 def resolve_inception_weights(inception_weights: str | os.PathLike[str] | None = None,
