@@ -126,9 +126,11 @@ def make_calibrated_inception_weights(path: str | os.PathLike[str], seed: int) -
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(model.state_dict(), tmp)
+        # Saved through a file object: torch.save names the zip archive after a *path* it is
+        # given, so saving to the random temp name made every file's sha256 different.
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(model.state_dict(), handle)
         os.replace(tmp, target)  # atomic: a concurrent reader sees the old file or the whole new one
     finally:
         if os.path.exists(tmp):
