@@ -1,4 +1,4 @@
-"""Regression-gate FID resamples: reports.paired.fid_statistic vs recomputing FID per resample.
+"""Regression-gate FID resamples: trecs_eval.metrics.resample.fid_statistic vs recomputing FID per resample.
 
     .venv/bin/python benchmarks/bench_paired_fid.py [--n 200] [--m 1000] [--d 2048] [--resamples 10]
 
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
-from reports.paired import ReferenceSet, fid_statistic
 from trecs_eval.metrics.fid import FidAgainstReference, features_to_fid, features_to_statistics
+from trecs_eval.metrics.resample import ReferenceSet, fid_statistic
 
 
 def _time(fn: Callable[[np.ndarray], float], resamples: list[np.ndarray]) -> tuple[float, list[float]]:
@@ -67,7 +67,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"n={args.n} m={args.m} d={args.d}, {args.resamples} resamples, torch threads={threads}")
     print("ratio = peer median time / our median time, same resamples, same process")
-    print(f"ours (reports.paired.fid_statistic): {ours * 1e3:8.1f} ms/resample (+ {setup:.2f} s once)")
+    print(f"ours (resample.fid_statistic): {ours * 1e3:8.1f} ms/resample (+ {setup:.2f} s once)")
     print(f"FidAgainstReference:                 {fixed * 1e3:8.1f} ms/resample (+ {setup_peer:.2f} s once)"
           f"  ratio {fixed / ours:5.1f}x  max rel diff {_worst(ours_values, fixed_values):.1e}")
     print(f"features_to_fid:                     {project * 1e3:8.1f} ms/resample"

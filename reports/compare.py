@@ -29,11 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 from reports.load import REFERENCE_FEATURES, LoadedRun, array_digest, as_run
-from reports.paired import ReferenceSet, Statistic, fid_statistic, kid_statistic
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, TrecsEvalError, UnknownNameError
 from trecs_eval.errors import suggest as did_you_mean
 from trecs_eval.metrics.bootstrap import PairedBootstrap, paired_bootstrap, paired_bootstrap_mean_diff
 from trecs_eval.metrics.inception_score import DEFAULT_SPLITS, logits_to_inception_score
+from trecs_eval.metrics.resample import ReferenceSet, Statistic, fid_statistic, kid_statistic
 from trecs_eval.metrics.types import MetricResult
 
 BETTER, WORSE, NO_CHANGE, NOT_COMPARED = "better", "worse", "no significant change", "not compared"

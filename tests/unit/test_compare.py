@@ -14,11 +14,11 @@ from torch_fidelity.metric_kid import kernel_mmd
 
 from reports.compare import NO_CHANGE, WORSE, compare_runs, parse_thresholds
 from reports.compare_output import render
-from reports.paired import fid_statistic, kid_statistic
 from tests.report_fixtures import make_run_dir
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, UnknownNameError
 from trecs_eval.metrics.fid import features_to_fid
 from trecs_eval.metrics.inception_score import DEFAULT_SPLITS, logits_to_inception_score
+from trecs_eval.metrics.resample import fid_statistic, kid_statistic
 
 # float64 throughout; torch-fidelity takes sqrt(eigvals) of the non-symmetric product S_g S_r, we an SVD.
 FID_REL_TOL_VS_TORCH_FIDELITY = 1e-9  # full-rank covariances (n, m > d)

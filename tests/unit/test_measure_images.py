@@ -1,18 +1,35 @@
-"""The run's FID/KID bootstrap resamples equal the metric modules' own resample computations."""
+"""The engine's FID/KID bootstrap resamples equal the metric modules' own resample computations."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reports.paired import ReferenceSet, fid_statistic, kid_statistic
-from trecs_eval.measure_images import fid_with_ci, kid_with_ci
-from trecs_eval.metrics import fid, kid
+from trecs_eval.features.identity import ExtractorIdentity
+from trecs_eval.features.inception import InceptionFeatures
+from trecs_eval.metrics import engine, fid, kid
 from trecs_eval.metrics.bootstrap import iter_bootstrap_indices
+from trecs_eval.metrics.resample import ReferenceSet, fid_statistic, kid_statistic
 
 FID_RESAMPLE_REL_TOL = 1e-8  # two exact float64 formulas (n×n vs d×d eigenproblems)
 KID_RESAMPLE_ABS_TOL = 1e-12  # the same sums in another order
 N, D = 52, 64  # KID needs >= 50 per side
+
+
+def _as_features(pool: np.ndarray) -> InceptionFeatures:
+    identity = ExtractorIdentity(name="test", weights_sha256="0" * 64, layers=("2048",), preprocessing="tf1")
+    return InceptionFeatures(pool=pool, logits=np.zeros((len(pool), 8)),
+                             paths=tuple(map(str, range(len(pool)))), identity=identity)
+
+
+def fid_with_ci(gen, ref, n_resamples, alpha, seed):
+    return engine.image_metrics(_as_features(gen), _as_features(ref), ["fid"], seed=seed,
+                                n_bootstrap=n_resamples, alpha=alpha)[0]
+
+
+def kid_with_ci(gen, ref, n_subsets, n_resamples, alpha, seed):
+    return engine.image_metrics(_as_features(gen), _as_features(ref), ["kid"], seed=seed,
+                                n_bootstrap=n_resamples, alpha=alpha, kid_subsets=n_subsets)[0]
 
 
 @pytest.fixture
