@@ -125,6 +125,16 @@ def _check_label_values(labels: np.ndarray, path: str) -> None:
         raise InputError(f"pixel values {bad[:5].tolist()} are not COCO-Stuff ids (0-182, 255)", path)
 
 
+def _read_png(path: Path, what: str) -> tuple[str, np.ndarray]:
+    """(PIL mode, pixel array) of a PNG; an unreadable file is an InputError naming it."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.mode, np.asarray(image)
+    except (OSError, SyntaxError) as err:
+        raise InputError(f"cannot read {what}: {err}", str(path)) from None
+
+
 def read_label_map(path: str | os.PathLike[str], *, zero_based: bool = False) -> np.ndarray:
     """A PNG of per-pixel COCO-Stuff ids -> (H, W) uint8 array of ids (1-182; 0/255 unlabeled).
 
@@ -134,12 +144,7 @@ def read_label_map(path: str | os.PathLike[str], *, zero_based: bool = False) ->
     ids raise InputError naming the file.
     """
     p = Path(path)
-    try:
-        with Image.open(p) as image:
-            image.load()
-            mode, array = image.mode, np.asarray(image)
-    except (OSError, SyntaxError) as err:
-        raise InputError(f"cannot read label map: {err}", str(p)) from None
+    mode, array = _read_png(p, "label map")
     if mode not in ("L", "P"):
         raise InputError(f"label maps are 8-bit single-channel PNGs, got mode {mode!r}", str(p),
                          hint="a colour picture cannot be read as label ids")
@@ -164,12 +169,7 @@ def write_label_map(path: str | os.PathLike[str], labels: np.ndarray) -> Path:
 def read_instance_map(path: str | os.PathLike[str]) -> np.ndarray:
     """A 16-bit (or 8-bit) PNG of instance ids (0 = none) -> (H, W) int32 array."""
     p = Path(path)
-    try:
-        with Image.open(p) as image:
-            image.load()
-            mode, array = image.mode, np.asarray(image)
-    except (OSError, SyntaxError) as err:
-        raise InputError(f"cannot read instance map: {err}", str(p)) from None
+    mode, array = _read_png(p, "instance map")
     if mode not in ("I;16", "I", "L", "P"):
         raise InputError(f"instance maps are single-channel PNGs, got mode {mode!r}", str(p))
     return array.astype(np.int32)
