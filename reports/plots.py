@@ -24,12 +24,24 @@ FIGURE_DPI = 96
 PER_LABEL_TOP = 30  # labels shown in the per-label chart (most frequent first); the rest are summarized
 
 
+LOG_SCALE_SPAN = 100.0
+
+
 def figure_to_uri(fig: plt.Figure) -> str:
     """PNG bytes of ``fig`` as a ``data:image/png;base64,...`` URI; closes the figure."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def wants_log_scale(values: Sequence[float]) -> bool:
+    """True when all finite values are positive and span more than ``LOG_SCALE_SPAN``.
+
+    One far-off system (noise's FID of 5e5) would otherwise flatten every other bar.
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > LOG_SCALE_SPAN
 
 
 def metric_bars(run: LoadedRun, metric: str) -> str:
@@ -51,6 +63,9 @@ def metric_bars(run: LoadedRun, metric: str) -> str:
         if not math.isfinite(value):
             ax.text(xi, 0, "failed / n/a", ha="center", va="bottom", rotation=90, color="#b00020")
     ax.set_xticks(x, systems, rotation=20, ha="right")
+    if wants_log_scale(values):
+        ax.set_yscale("log")
+        arrow += ", log scale"
     ax.set_title(display_name(metric) + arrow, fontsize=10)
     if run.uncalibrated:
         ax.text(0.5, 0.5, "UNCALIBRATED", transform=ax.transAxes, ha="center", va="center",

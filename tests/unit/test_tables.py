@@ -207,3 +207,12 @@ def test_one_far_off_system_does_not_round_the_others_to_zero() -> None:
     assert f"{0.012:.{decimals}f}" != f"{0.0:.{decimals}f}"
     assert column_decimals([250.0, 84.1, 470027.9]) == 1
     assert column_decimals([]) == 4
+
+
+def test_bar_charts_switch_to_log_scale_only_for_wide_positive_ranges() -> None:
+    from reports.plots import wants_log_scale
+
+    assert wants_log_scale([84.1, 88.8, 470027.9, float("nan")])  # noise's FID
+    assert not wants_log_scale([84.1, 88.8, 253.5])
+    assert not wants_log_scale([-0.13, 0.7, 1.5e7])  # KID can be negative: no log axis
+    assert not wants_log_scale([float("nan")])
