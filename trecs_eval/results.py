@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import InputError
 from trecs_eval.metrics.types import MetricResult
 
@@ -101,10 +100,8 @@ def write_results(run_dir: Path, results: RunResults) -> Path:
     """Write ``results.json`` atomically (temp file + rename): a crash never leaves half a file."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / RESULTS_FILE
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".results.", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_write(path, "w", encoding="utf-8") as fh:  # a failed dump leaves no temp file behind
         json.dump(results.to_dict(), fh, indent=2, sort_keys=False, allow_nan=False)
-    os.replace(tmp, path)
     return path
 
 

@@ -11,9 +11,7 @@ only that system.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.config import RunConfig, config_differences, config_hash, dump_config, load_config
 from trecs_eval.errors import ResumeError
 from trecs_eval.generation.runner import (
     CANVASES_DIR,
     IMAGES_DIR,
     PROVENANCE_DIR,
-    file_mode,
     provenance_path,
 )
 from trecs_eval.results import SAMPLES_FILE
@@ -101,15 +99,8 @@ def _as_plain(config: RunConfig) -> dict[str, Any]:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write text via a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def write_features_npz(path: Path, item_ids: Sequence[str], arrays: Mapping[str, np.ndarray]) -> Path:
@@ -117,16 +108,8 @@ def write_features_npz(path: Path, item_ids: Sequence[str], arrays: Mapping[str,
     for key, value in arrays.items():
         if value.shape[0] != len(item_ids):
             raise ValueError(f"{key}: {value.shape[0]} rows for {len(item_ids)} item ids")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, item_ids=np.asarray(list(item_ids), dtype=str), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, item_ids=np.asarray(list(item_ids), dtype=str), **arrays)
     return path
 
 
@@ -136,13 +119,6 @@ def write_samples(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     if frame.duplicated(["system", "item_id"]).any():
         raise ValueError("samples: duplicate (system, item_id) rows")
     path = run_dir / SAMPLES_FILE
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".samples.", suffix=".parquet")
-    os.fchmod(fd, file_mode())
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        frame.to_parquet(fh, index=False)
     return path

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.errors import TrecsEvalError
 from trecs_eval.generation.protocol import Generation, Generator, item_seed
@@ -160,26 +160,10 @@ def _write_item(run_dir: Path, system: str, item_id: str, generation: Generation
     write_png_atomic(image_path(run_dir, system, item_id), generation.image)
 
 
-def file_mode() -> int:
-    """Permissions of a new file under the current umask (mkstemp would make it 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_png_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array`` as PNG via a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(np.ascontiguousarray(array)).save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, fsync=True) as fh:
+        Image.fromarray(np.ascontiguousarray(array)).save(fh, format="PNG")
 
 
 def _append_provenance(run_dir: Path, system: str, generator: Generator, item_id: str, seed: int,
