@@ -1,11 +1,13 @@
-"""The run's FID/KID confidence intervals: the harness path vs the metrics engine's, same inputs.
+"""FID/KID resample statistics: direct per-resample recomputation vs the metrics engine, same inputs.
 
     .venv/bin/python benchmarks/bench_harness.py [--n 300] [--resamples 20]
 
-Both compute the same values (tests/unit/test_measure_images.py checks that the resamples
-agree); the harness resamples through the factorised n×n statistics, the engine through
-FidAgainstReference (a d×d square root once, then an n×d×d product per resample). Prints wall
-and CPU seconds of each, one run, same threads, and the ratios.
+The peer recomputes each bootstrap resample the direct way (FID against the reference statistics
+through FidAgainstReference: a d×d square root once, then an n×d×d product per resample; KID
+re-drawing its subsets); the engine (what runs and ``trecs-eval metrics`` use) resamples through
+the exact factorised n×n statistics of :mod:`trecs_eval.metrics.resample`. Both give the same
+resample values (tests/unit/test_measure_images.py). Prints wall and CPU seconds of each, one
+run, same threads, and the ratios.
 """
 
 from __future__ import annotations

@@ -41,10 +41,10 @@ from reference_pipeline.retrieve import BM25Retriever, Retriever, clip_retriever
 from reference_pipeline.synthesize.collage import CollageSynthesizer
 from reference_pipeline.synthesize.palette import synthesize_palette
 from trecs_eval.data.evalset import EvalItem
+from trecs_eval.data.narratives import points_for_words
 from trecs_eval.data.sequence_labels import list_splits, read_sequence_labels
 from trecs_eval.errors import ConfigError, InputError, suggest
 from trecs_eval.generation.protocol import Capabilities, Generation, GeneratorContext, item_seed
-from trecs_eval.metrics.label_canvas import points_for_words
 
 log = logging.getLogger(__name__)
 

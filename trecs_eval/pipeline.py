@@ -1,4 +1,4 @@
-"""``run_one(config)``: one evaluation run, reading like the data flow of DESIGN.md.
+"""``run_one(config)``: one evaluation run, reading like the data flow it implements:
 
     narratives ──► generation ──► images (+ canvases) ──► features ──► metrics ──► results ──► report
 

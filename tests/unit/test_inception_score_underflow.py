@@ -3,12 +3,14 @@ Inception on noise images); closed forms: one-hot on one class -> 1, on k classe
 
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 import pytest
 
 from trecs_eval.metrics.inception_score import logits_to_inception_score
 
 IS_ABS_TOL = 1e-12
+IS_REL_TOL_VS_MPMATH = 1e-10  # float64 log-domain sums vs 50 digits
 HUGE_LOGIT = 2000.0  # exp(-2000) underflows to exactly 0 in float64
 
 
@@ -22,11 +24,36 @@ def test_one_hot_logits_give_the_number_of_classes_used(k: int) -> None:
     assert np.all(np.isfinite(result.split_scores))
 
 
-def test_tiny_but_nonzero_probabilities_do_not_overflow() -> None:
+def _mpmath_inception_score(logits: np.ndarray, splits: int) -> list[float]:
+    """Per-split IS in 50-digit arithmetic, written from the definition: nothing underflows."""
+    mpmath.mp.dps = 50
+    n = logits.shape[0]
+    scores = []
+    for i in range(splits):
+        rows = [[mpmath.mpf(float(v)) for v in row] for row in logits[i * n // splits:(i + 1) * n // splits]]
+        probs = []
+        for row in rows:
+            top = max(row)
+            weights = [mpmath.exp(v - top) for v in row]
+            total = mpmath.fsum(weights)
+            probs.append([w / total for w in weights])
+        marginal = [mpmath.fsum(col) / len(probs) for col in zip(*probs, strict=True)]
+        kl = [mpmath.fsum(p * mpmath.log(p / m) for p, m in zip(row, marginal, strict=True) if p > 0)
+              for row in probs]
+        scores.append(float(mpmath.exp(mpmath.fsum(kl) / len(kl))))
+    return scores
+
+
+def test_tiny_but_nonzero_probabilities_match_extended_precision() -> None:
     """Large logits (±900 seen from uncalibrated Inception on noise images): whole classes
-    underflow to p = 0 in a chunk (log of their mean was -inf, and 0 · inf = NaN)."""
+    underflow to p = 0 in float64 (log of their mean was -inf, and 0 · inf = NaN). The float64
+    result must still equal the 50-digit computation, split by split."""
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(30, 50)) * 3000.0
-    result = logits_to_inception_score(logits, seed=0, splits=3)
-    assert np.all(np.isfinite(result.split_scores))
-    assert 1.0 <= result.mean <= 50.0  # IS lies between 1 and the number of classes
+    result = logits_to_inception_score(logits, seed=0, splits=3, shuffle=False)
+    expected = _mpmath_inception_score(logits, splits=3)
+    np.testing.assert_allclose(result.split_scores, expected, rtol=IS_REL_TOL_VS_MPMATH)
+    moderate = rng.normal(size=(30, 50)) * 4.0  # no underflow: the same reference, a generic case
+    np.testing.assert_allclose(logits_to_inception_score(moderate, seed=0, splits=3, shuffle=False)
+                               .split_scores, _mpmath_inception_score(moderate, 3),
+                               rtol=IS_REL_TOL_VS_MPMATH)

@@ -188,7 +188,7 @@ def test_segmentation_invariances(tmp_path):
 
 
 def test_points_follow_words_when_the_caption_and_utterances_tokenize_differently():
-    from trecs_eval.metrics.label_canvas import points_for_words
+    from trecs_eval.data.narratives import points_for_words
 
     narrative = make_narrative("1_1", [("a dog", [(0.1, 0.1)]), ("on grass", [(0.9, 0.9)])])
     points = points_for_words(narrative, ["a", "big", "dog", "on", "grass"])  # "big" is in no utterance

@@ -74,6 +74,11 @@ def test_unknown_names_suggest_the_plugin(plugin_on_path):
         GENERATORS.get("green-wrld")
 
 
-def test_a_fresh_registry_without_the_plugin_does_not_know_it():
+def test_a_fresh_registry_finds_the_plugin_through_its_entry_point_alone(plugin_on_path):
+    """Nothing registers the plug-in by hand: a brand-new registry of the group must find it
+    through the dist-info's entry point, import it lazily, and another group must not see it."""
     registry: Registry[object] = Registry("system", "trecs_eval.generators")
-    assert "green-world" not in registry.names()
+    assert "green-world" in registry.names()
+    assert registry.get("green-world").__module__ == "green_plugin"
+    other: Registry[object] = Registry("metric", "trecs_eval.some_other_group")
+    assert "green-world" not in other.names()

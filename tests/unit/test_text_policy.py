@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import open_clip
@@ -46,8 +47,18 @@ def real_long_narratives(sequence_labels_dir: Path, tokenizer) -> list[Narrative
     return long
 
 
-def test_default_is_utterances() -> None:
-    assert DEFAULT_TEXT_POLICY == "utterances"
+def test_every_default_text_policy_keeps_the_words_truncation_drops(real_long_narratives, tokenizer) -> None:
+    """The run config's and the embedder's defaults are the module's default, and that default
+    embeds every word of a long narrative (truncation would drop the end: background, small objects)."""
+    from trecs_eval.config import ExtractorSpec
+    from trecs_eval.features.clip import ClipEmbedder
+
+    embedder_default = inspect.signature(ClipEmbedder.__init__).parameters["text_policy"].default
+    assert ExtractorSpec().text_policy == embedder_default == DEFAULT_TEXT_POLICY
+    for narrative in real_long_narratives[:5]:
+        result = chunk_narrative(narrative, DEFAULT_TEXT_POLICY, _count(tokenizer), CONTEXT)
+        assert not result.truncated
+        assert " ".join(result.chunks).split() == narrative.caption.split()
 
 
 def test_real_long_narratives_chunks_fit_and_cover_every_word(real_long_narratives, tokenizer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,3 +126,21 @@ def word_points(narrative: Narrative) -> list[tuple[str, np.ndarray]]:
     utterances, not single words.
     """
     return [(w, u.points) for u in align_utterances(narrative) for w in u.words]
+
+
+def points_for_words(narrative: Narrative, words: Sequence[str]) -> list[np.ndarray]:
+    """(K, 2) trace points per word of ``words`` (normally ``narrative.words``).
+
+    Words pair by position with :func:`word_points` when the utterance words equal ``words``;
+    otherwise they are matched greedily in order, and a word not found gets no points.
+    """
+    aligned = word_points(narrative)
+    if [w for w, _ in aligned] == list(words):
+        return [p for _, p in aligned]
+    out: list[np.ndarray] = []
+    j = 0
+    for word in words:
+        k = next((k for k in range(j, len(aligned)) if aligned[k][0] == word), None)
+        out.append(np.zeros((0, 2)) if k is None else aligned[k][1])
+        j = j if k is None else k + 1
+    return out

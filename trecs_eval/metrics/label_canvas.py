@@ -31,7 +31,7 @@ import numpy as np
 
 from trecs_eval.data.coco_stuff import NAME_TO_ID, read_label_map
 from trecs_eval.data.evalset import EvalItem, read_gold_segmentation
-from trecs_eval.data.narratives import Narrative, word_points
+from trecs_eval.data.narratives import Narrative, points_for_words
 from trecs_eval.errors import InputError, TrecsEvalError
 from trecs_eval.metrics import tag_accuracy as tag_metrics
 from trecs_eval.metrics.bootstrap import DEFAULT_N_RESAMPLES, bootstrap_mean_ci, bootstrap_statistic_ci
@@ -45,24 +45,6 @@ MIOU_INFO = MetricInfo("canvas_miou", True, "fraction", "mean IoU of canvas vs g
 TAG_ACCURACY_INFO = MetricInfo("tag_accuracy", True, "fraction", "word accuracy of predicted vs gold tags")
 TAG_MACRO_F1_INFO = MetricInfo("tag_macro_f1", True, "fraction", "macro-F1 of predicted vs gold tags")
 N_LABEL_IDS = 256
-
-
-def points_for_words(narrative: Narrative, words: Sequence[str]) -> list[np.ndarray]:
-    """(K, 2) trace points per word of ``words`` (normally ``narrative.words``).
-
-    Words pair by position with :func:`word_points` when the utterance words equal ``words``;
-    otherwise they are matched greedily in order, and a word not found gets no points.
-    """
-    aligned = word_points(narrative)
-    if [w for w, _ in aligned] == list(words):
-        return [p for _, p in aligned]
-    out: list[np.ndarray] = []
-    j = 0
-    for word in words:
-        k = next((k for k in range(j, len(aligned)) if aligned[k][0] == word), None)
-        out.append(np.zeros((0, 2)) if k is None else aligned[k][1])
-        j = j if k is None else k + 1
-    return out
 
 
 def point_pixels(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
