@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from baselines.retrieval import RetrievalGenerator  # noqa: E402
-from reference_pipeline.pipeline import TReCSGenerator  # noqa: E402
+from reference_pipeline.generator import TReCSGenerator  # noqa: E402
 from trecs_eval.data.evalset import EvalItem, load_toyworld, read_gold_segmentation  # noqa: E402
 from trecs_eval.data.toyworld import write_toyworld  # noqa: E402
 from trecs_eval.generation.protocol import Generator, GeneratorContext  # noqa: E402

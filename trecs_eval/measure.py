@@ -24,6 +24,7 @@ from PIL import Image
 
 from trecs_eval.config import RunConfig
 from trecs_eval.data.evalset import EvalItem
+from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, UnknownNameError, suggest
 from trecs_eval.features.cache import FeatureCache
 from trecs_eval.features.identity import library_versions
@@ -54,18 +55,6 @@ class Measurements:
     warnings: list[str] = field(default_factory=list)
     uncalibrated: bool = False
     extra_columns: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; ``cuda`` without one is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but no CUDA GPU is available",
-                          hint="use --device cpu or --device auto")
-    return device
 
 
 def check_metric_names(config: RunConfig) -> None:

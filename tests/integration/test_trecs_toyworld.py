@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference_pipeline.pipeline import TReCSGenerator, train_tagger
+from reference_pipeline.generator import TReCSGenerator, tagger_from_train_dir
 from reference_pipeline.synthesize.spade import SpadeConfig, SPADEGenerator, save_checkpoint
 from trecs_eval.data.evalset import load_toyworld
 from trecs_eval.data.toyworld import write_toyworld
@@ -117,7 +117,7 @@ def test_trained_tagger_is_cached_in_work_dir(world):
     cached = list((Path(context.work_dir) / "trecs_tagger").glob("fill-seed0-*.pt"))
     assert len(cached) == 1
     second = TReCSGenerator({"tags": "predicted", "ignore_traces": True}, context)  # loads, no retraining
-    fresh = train_tagger("fill", Path(context.train_dir))  # no work_dir: trained now, never cached
+    fresh = tagger_from_train_dir("fill", Path(context.train_dir))  # no work_dir: trained now, never cached
     tags = [first.tags_for(item) for item in items]
     assert tags == [second.tags_for(item) for item in items] == [fresh.tag(i.narrative.words) for i in items]
 
@@ -129,7 +129,7 @@ def test_prebuilt_bank_and_saved_tagger_need_no_train_folder(world, tmp_path):
     items, context = world
     train = Path(context.train_dir)
     build_bank(train / "annotations.json", train / "images", tmp_path / "bank")
-    save_tagger(train_tagger("fill", train), tmp_path / "tagger.pt")
+    save_tagger(tagger_from_train_dir("fill", train), tmp_path / "tagger.pt")
     standalone = GeneratorContext(work_dir=tmp_path / "work", image_size=IMAGE_SIZE)  # no train_dir
     params = {"bank": str(tmp_path / "bank"), "tagger_checkpoint": str(tmp_path / "tagger.pt")}
     a = TReCSGenerator(params, standalone).generate(items[:3], seed=0)

@@ -73,7 +73,7 @@ def demo_config(out: Path, n: int, uncalibrated: bool) -> RunConfig:
 
 def build_splits(config: RunConfig, n: int, progress: bool) -> None:
     """The train and real toyworld splits (the eval split is built by the run itself)."""
-    from trecs_eval.pipeline import build_toyworld
+    from trecs_eval.harness import build_toyworld
 
     assert config.dataset.train_dir is not None and config.reference.images is not None
     for path, size, seed in ((Path(config.dataset.train_dir), TRAIN_N, TRAIN_SEED),
@@ -123,8 +123,8 @@ def _ci(m: MetricResult | None) -> str:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from trecs_eval.commands._harness import print_banner, print_summary, set_quiet
-    from trecs_eval.pipeline import run_one
+    from trecs_eval.commands._run_output import print_banner, print_summary, set_quiet
+    from trecs_eval.harness import run_one
 
     started = time.perf_counter()
     quiet = bool(getattr(args, "quiet", False))

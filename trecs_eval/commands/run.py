@@ -36,8 +36,8 @@ def with_overrides(config: RunConfig, device: str | None, uncalibrated: bool) ->
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from trecs_eval.commands._harness import print_banner, print_summary, set_quiet
-    from trecs_eval.pipeline import run_one
+    from trecs_eval.commands._run_output import print_banner, print_summary, set_quiet
+    from trecs_eval.harness import run_one
 
     quiet = bool(getattr(args, "quiet", False))
     set_quiet(quiet)

@@ -35,6 +35,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from trecs_eval.data.narratives import Narrative
+from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, InputError
 from trecs_eval.features.cache import (
     FeatureCache,
@@ -78,11 +79,6 @@ class TextEmbeddings:
             "over_length_fraction": self.over_length_fraction,
             "mean_chunks": float(self.n_chunks.mean()),
         }
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; anything else is passed to torch."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 def uncalibrated_weights_path(model: str, seed: int) -> Path:

@@ -21,7 +21,8 @@ import torch
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from tqdm import tqdm
 
-from trecs_eval.errors import ConfigError, InputError
+from trecs_eval.device import resolve_device
+from trecs_eval.errors import InputError
 from trecs_eval.features.cache import FeatureCache, content_key_for_file
 from trecs_eval.features.identity import ExtractorIdentity
 from trecs_eval.features.images import ImageReport, image_batches, inspect_images
@@ -53,15 +54,8 @@ def keep_malloc_buffers() -> None:
 
 
 def select_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but no CUDA GPU is available",
-                          hint="use --device cpu or --device auto")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device {device!r}; available: auto, cpu, cuda")
-    return torch.device(device)
+    """The torch device for ``device`` (see :func:`trecs_eval.device.resolve_device`)."""
+    return torch.device(resolve_device(device))
 
 
 def load_inception(weights: ResolvedWeights, device: torch.device) -> FeatureExtractorInceptionV3:

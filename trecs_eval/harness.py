@@ -23,10 +23,11 @@ import baselines  # noqa: F401  (registers the built-in systems)
 from trecs_eval.config import RunConfig, config_hash, config_to_dict
 from trecs_eval.data.evalset import EvalItem, EvalSet, build_evalset, load_toyworld
 from trecs_eval.data.localized_narratives import write_narratives_jsonl
+from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, InputError
 from trecs_eval.generation.protocol import GENERATORS, Generator, GeneratorContext
 from trecs_eval.generation.runner import ItemCheck, SystemOutput, generate_system
-from trecs_eval.measure import Measurements, check_metric_names, measure, resolve_device, sample_rows
+from trecs_eval.measure import Measurements, check_metric_names, measure, sample_rows
 from trecs_eval.results import RunResults, SystemInfo, write_results
 from trecs_eval.rundir import NARRATIVES_FILE, REPORT_DIR, claim_run_dir, write_samples
 

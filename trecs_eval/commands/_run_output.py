@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from trecs_eval.pipeline import RunOutcome
+from trecs_eval.harness import RunOutcome
 
 UNCALIBRATED_BANNER = """\
 ########################################################################################

@@ -115,14 +115,13 @@ def load_or_build_bank(train_dir: Path, work_dir: Path | None) -> MaskBank:
     return build_bank(annotations, train_dir / "images", cache)
 
 
-def train_tagger(name: str, train_dir: Path, seed: int = 0, work_dir: Path | None = None) -> _Tagger:
+def tagger_from_train_dir(name: str, train_dir: Path, seed: int = 0, work_dir: Path | None = None) -> _Tagger:
     """Trains tagger ``name`` (seeded) on every split in ``train_dir/sequence_labels/``.
 
     With ``work_dir`` the trained tagger is cached there, keyed by kind, seed and the sha256 of
     the label files, so a second generator (e.g. the no-trace ablation) does not retrain.
     """
-    from reference_pipeline.tag import TAGGER_KINDS, load_tagger, save_tagger
-    from reference_pipeline.tag import train_tagger as train_kind
+    from reference_pipeline.tag import TAGGER_KINDS, load_tagger, save_tagger, train_tagger
 
     if name not in TAGGER_KINDS:
         raise ConfigError(f"trecs: unknown tagger {name!r}{suggest(name, TAGGER_KINDS)}")
@@ -145,7 +144,7 @@ def train_tagger(name: str, train_dir: Path, seed: int = 0, work_dir: Path | Non
     if cache is not None and cache.is_file():
         return load_tagger(cache)
     log.info("trecs: training the %r tagger on %d narratives", name, len(words))
-    tagger = train_kind(name, words, tags, seed=seed)  # type: ignore[arg-type]
+    tagger = train_tagger(name, words, tags, seed=seed)  # type: ignore[arg-type]
     if cache is not None:
         save_tagger(tagger, cache)  # type: ignore[arg-type]
     return tagger
@@ -175,7 +174,7 @@ class TReCSGenerator:
 
             self.tagger = load_tagger(p.tagger_checkpoint)
         elif p.tags == "predicted":
-            self.tagger = train_tagger(p.tagger, self._train_dir("tagger training"), p.tagger_seed,
+            self.tagger = tagger_from_train_dir(p.tagger, self._train_dir("tagger training"), p.tagger_seed,
                                        context.work_dir)
         self.collage = CollageSynthesizer(self.bank)
         self.spade = None
