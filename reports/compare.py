@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from reports.load import REFERENCE_FEATURES, LoadedRun, array_digest, as_run
+from reports.load import LoadedRun, array_digest, as_run
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, TrecsEvalError, UnknownNameError
 from trecs_eval.errors import suggest as did_you_mean
 from trecs_eval.metrics.bootstrap import PairedBootstrap, paired_bootstrap, paired_bootstrap_mean_diff
 from trecs_eval.metrics.inception_score import DEFAULT_SPLITS, logits_to_inception_score
 from trecs_eval.metrics.resample import ReferenceSet, Statistic, fid_statistic, kid_statistic
 from trecs_eval.metrics.types import MetricResult
+from trecs_eval.rundir import REFERENCE_FEATURES
 
 BETTER, WORSE, NO_CHANGE, NOT_COMPARED = "better", "worse", "no significant change", "not compared"
 DEFAULT_N_RESAMPLES = 1000

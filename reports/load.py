@@ -21,10 +21,8 @@ from trecs_eval.data.narratives import Narrative
 from trecs_eval.errors import InputError
 from trecs_eval.metrics.types import MetricResult
 from trecs_eval.results import SAMPLES_FILE, RunResults, read_results
+from trecs_eval.rundir import FEATURES_DIR, NARRATIVES_FILE
 
-NARRATIVES_FILE = "narratives.jsonl"
-FEATURES_DIR = "features"
-REFERENCE_FEATURES = "reference"
 REQUIRED_SAMPLE_COLUMNS = ("item_id", "system")
 # Columns of samples.parquet that describe an item rather than score it.
 METADATA_COLUMNS = frozenset({

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE, HASH_FILE, FEATURES_DIR, REPORT_DIR = "config.toml", "config.hash", "features", "report"
 NARRATIVES_FILE = "narratives.jsonl"
+REFERENCE_FEATURES = "reference"  # features/reference.npz: the FID/KID reference set
 # config keys whose change invalidates every generated image
 _GENERATION_KEYS = ("dataset", "seed", "image_size")
 
