@@ -55,6 +55,7 @@ class ReferenceSet:
     def __init__(self, features: np.ndarray) -> None:
         self.features = _as64(features)
         self._factor: tuple[np.ndarray, np.ndarray] | None = None
+        self._whitened: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._kid_term: float | None = None
 
     @property
@@ -62,6 +63,26 @@ class ReferenceSet:
         if self._factor is None:
             self._factor = reference_factor(self.features)
         return self._factor
+
+    @property
+    def whitened(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mu_r, W, Q)`` with ``S_r = W^T W`` and ``Y_c / sqrt(m-1) = Q W`` (Q orthonormal columns).
+
+        Q maps directions of W's row space back to reference items (the FID influence values of
+        :mod:`trecs_eval.metrics.intervals` need it); Q = I when W is the centred features.
+        """
+        if self._whitened is None:
+            mu, factor = self.factor
+            m, d = self.features.shape
+            if m - 1 <= d:
+                self._whitened = (mu, factor, np.eye(m))
+            else:
+                centred = (self.features - mu) / np.sqrt(m - 1)
+                values, vectors = np.linalg.eigh(centred.T @ centred)
+                keep = values > values.max() * 1e-12  # the range of S_r; the rest is round-off
+                basis = vectors[:, keep] / np.sqrt(values[keep])
+                self._whitened = (mu, factor, (centred @ basis) @ vectors[:, keep].T)
+        return self._whitened
 
     @property
     def kid_term(self) -> float:
