@@ -1,21 +1,28 @@
-"""The regression gate: compare run B against run A metric by metric, with a paired bootstrap.
+"""The regression gate: compare run B against run A metric by metric, with paired tests.
 
-For every (system, metric) both runs hold, ``delta = B - A`` over the items both runs share:
+For every (system, metric) both runs hold, ``delta = B - A`` over the items both runs share
+(item i of A is paired with item i of B), with a two-sided test of ``H0: E delta = 0``:
 
-* FID, KID, IS: recomputed from ``features/{system}.npz`` (and ``features/reference.npz``)
-  with the items resampled jointly in both runs (the same indices for A and B). FID on all
-  items equals the run's FID; IS uses the project's ``logits_to_inception_score`` with the
-  run's splits and seed (so on all items it is the run's IS); KID is one unbiased MMD^2 over
-  all items (the run's KID averages subsets, so its value can differ slightly);
-* per-sample metrics (a numeric column of samples.parquet: CLIPScore, R-precision, ...): the
-  paired bootstrap of the mean difference.
+* FID, KID: recomputed from ``features/{system}.npz`` and ``features/reference.npz``; a paired
+  delta-method z-test (:func:`trecs_eval.metrics.intervals.paired_delta_test`): the influence
+  values of B minus those of A, summed per cluster (image), plus the reference items' (shared by
+  both runs). No resampling: one eigendecomposition per run and system, so LN-COCO-sized gates
+  run in minutes (``benchmarks/bench_compare.py``, which also shows the agreement with the
+  paired bootstrap). KID is the unbiased MMD² over all pairs, the value the run reports.
+* IS: a paired t-test over the per-split differences (both runs split the shared items with the
+  same seeded permutation, so split k holds the same items in both; the splits are independent).
+* per-item metrics (a numeric column of samples.parquet: CLIPScore, R-precision, ...): the
+  paired percentile bootstrap of the mean difference, resampling images (clusters) when an image
+  has several narratives (``narratives.jsonl``'s ``image_id``).
 
-The CI is the 95 % percentile interval and the p-value the two-sided shift-method p-value of
-``trecs_eval.metrics.bootstrap.paired_bootstrap``. A change is *significant* when the CI
-excludes 0 and ``p < alpha`` (both: the shift p-value is the more conservative for skewed
-statistics such as FID, and a gate should not cry wolf); its direction (better / worse)
-comes from the metric's declared ``higher_is_better``. A *regression* is a significant
-worsening larger than the metric's threshold (0 unless given); it fails the gate (exit 1).
+**Family-wise error.** One gate tests every metric of every system; ``correction`` (default
+``holm``) adjusts the p-values over all compared rows so that the chance of *any* false alarm
+when nothing changed is at most ``alpha`` (Holm 1979; ``bonferroni`` is more conservative,
+``none`` controls each row alone). A change is *significant* when its adjusted p < alpha; its
+direction (better / worse) comes from the metric's declared ``higher_is_better``. A
+*regression* is a significant worsening larger than the metric's threshold (0 unless given);
+it fails the gate (exit 1). The CI shown is the unadjusted 95 % interval of the delta.
+Measured false-alarm rate and power: ``benchmarks/bench_coverage.py`` and the README.
 """
 
 from __future__ import annotations
@@ -31,9 +38,11 @@ from tqdm import tqdm
 from reports.load import LoadedRun, array_digest, as_run
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, TrecsEvalError, UnknownNameError
 from trecs_eval.errors import suggest as did_you_mean
-from trecs_eval.metrics.bootstrap import PairedBootstrap, paired_bootstrap, paired_bootstrap_mean_diff
+from trecs_eval.metrics import intervals
+from trecs_eval.metrics.bootstrap import paired_bootstrap_mean_diff
 from trecs_eval.metrics.inception_score import DEFAULT_SPLITS, logits_to_inception_score
-from trecs_eval.metrics.resample import ReferenceSet, Statistic, fid_statistic, kid_statistic
+from trecs_eval.metrics.intervals import DEFAULT_CORRECTION, PairedTest, adjust_p_values
+from trecs_eval.metrics.resample import ReferenceSet
 from trecs_eval.metrics.types import MetricResult
 from trecs_eval.rundir import REFERENCE_FEATURES
 
@@ -45,6 +54,7 @@ FEATURE_METRICS: dict[str, tuple[str, bool]] = {
     "fid": ("inception_pool", True), "kid": ("inception_pool", True),
     "is": ("inception_logits", False), "inception_score": ("inception_logits", False),
 }
+INFLUENCE = {"fid": intervals.fid_influence, "kid": intervals.kid_influence}
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,9 @@ class MetricComparison:
     ci_low: float = math.nan
     ci_high: float = math.nan
     p_value: float = math.nan
+    p_adjusted: float = math.nan
+    n_clusters: int = 0
+    method: str = ""
     verdict: str = NOT_COMPARED
     threshold: float = 0.0
     regression: bool = False
@@ -111,6 +124,7 @@ class Comparison:
     seed: int
     alpha: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    correction: str = DEFAULT_CORRECTION
 
     @property
     def regressions(self) -> list[MetricComparison]:
@@ -125,15 +139,15 @@ class Comparison:
         rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in asdict(r).items()} for r in self.rows]
         return {"run_a": self.run_a, "run_b": self.run_b, "n_resamples": self.n_resamples,
-                "seed": self.seed, "alpha": self.alpha, "warnings": list(self.warnings),
+                "seed": self.seed, "alpha": self.alpha, "correction": self.correction,
+                "warnings": list(self.warnings),
                 "exit_code": self.exit_code, "rows": rows}
 
 
-def _verdict(result: PairedBootstrap, higher_is_better: bool, alpha: float) -> str:
-    significant = result.p_value < alpha and (result.ci_low > 0.0 or result.ci_high < 0.0)
-    if not significant:
+def _verdict(delta: float, p_adjusted: float, higher_is_better: bool, alpha: float) -> str:
+    if not p_adjusted < alpha:
         return NO_CHANGE
-    return BETTER if (result.difference > 0) == higher_is_better else WORSE
+    return BETTER if (delta > 0) == higher_is_better else WORSE
 
 
 def _check_identities(a: LoadedRun, b: LoadedRun, allow: bool, warnings: list[str]) -> None:
@@ -185,16 +199,22 @@ def _aligned(run: LoadedRun, system: str, key: str, items: Sequence[str]) -> np.
     return features[key][[position[item] for item in items]]
 
 
-def _is_statistic(logits: np.ndarray, result: MetricResult) -> Statistic:
-    """The project's IS of ``logits[idx]`` with the run's splits and seed (on all items: the run's IS)."""
+def _is_splits(logits: np.ndarray, result: MetricResult) -> np.ndarray:
+    """Per-split IS of ``logits`` with the run's splits and seed (their mean is the run's IS)."""
     splits = int(result.params.get("splits", DEFAULT_SPLITS))
     seed = result.seed if result.seed is not None else 0
-    return lambda idx: logits_to_inception_score(logits[idx], seed=seed, splits=splits).mean
+    return logits_to_inception_score(logits, seed=seed, splits=splits).split_scores
 
 
-def _feature_statistics(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
-                        references: dict[str, ReferenceSet]) -> tuple[Statistic, Statistic] | str:
-    """The two resample statistics, or the reason they cannot be built."""
+def _clusters(run: LoadedRun, items: Sequence[str]) -> list[str]:
+    """The image of each item (``narratives.jsonl``); an item without a narrative is its own image."""
+    return [run.narratives[i].image_id if i in run.narratives else f"item:{i}" for i in items]
+
+
+def _feature_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
+                  references: dict[str, ReferenceSet], alpha: float
+                  ) -> tuple[float, float, PairedTest] | str:
+    """``(value_a, value_b, test)`` of a feature metric, or the reason it cannot be computed."""
     key, needs_reference = FEATURE_METRICS[metric]
     feats_a, feats_b = _aligned(a, system, key, items), _aligned(b, system, key, items)
     if feats_a is None or feats_b is None:
@@ -202,14 +222,18 @@ def _feature_statistics(a: LoadedRun, b: LoadedRun, system: str, metric: str, it
     if not needs_reference:
         result_a, result_b = a.metric(system, metric), b.metric(system, metric)
         assert result_a is not None and result_b is not None
-        return _is_statistic(feats_a, result_a), _is_statistic(feats_b, result_b)
+        splits_a, splits_b = _is_splits(feats_a, result_a), _is_splits(feats_b, result_b)
+        test = intervals.paired_split_test(splits_a, splits_b, alpha)
+        return float(splits_a.mean()), float(splits_b.mean()), test
     if key not in references:  # one ReferenceSet per array: its factor / kernel terms are computed once
         reference = a.features(REFERENCE_FEATURES)
         if reference is None or key not in reference:
             return f"features/{REFERENCE_FEATURES}.npz with {key!r} missing"
         references[key] = ReferenceSet(reference[key])
-    build = fid_statistic if metric == "fid" else kid_statistic
-    return build(feats_a, references[key]), build(feats_b, references[key])
+    influence = INFLUENCE[metric]
+    found_a, found_b = influence(feats_a, references[key]), influence(feats_b, references[key])
+    test = intervals.paired_delta_test(found_a, found_b, alpha, _clusters(a, items))
+    return found_a.value, found_b.value, test
 
 
 def _sample_values(run: LoadedRun, system: str, metric: str, items: Sequence[str]) -> np.ndarray | None:
@@ -232,12 +256,10 @@ def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Se
         return _replace(row, reason=f"{len(items)} shared items; at least 2 are needed")
     try:
         if metric in FEATURE_METRICS:
-            stats = _feature_statistics(a, b, system, metric, items, references)
-            if isinstance(stats, str):
-                return _replace(row, source="features", reason=stats)
-            everything = np.arange(len(items))
-            value_a, value_b = stats[0](everything), stats[1](everything)
-            result = paired_bootstrap(len(items), stats[1], stats[0], n_resamples, seed, alpha)
+            found = _feature_test(a, b, system, metric, items, references, alpha)
+            if isinstance(found, str):
+                return _replace(row, source="features", reason=found)
+            value_a, value_b, test = found
             source = "features"
         else:
             va, vb = _sample_values(a, system, metric, items), _sample_values(b, system, metric, items)
@@ -245,15 +267,30 @@ def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Se
                 return _replace(row, reason="no per-item data: neither a feature metric nor a "
                                             f"samples.parquet column in run {'A' if va is None else 'B'}")
             value_a, value_b = float(np.mean(va)), float(np.mean(vb))
-            result = paired_bootstrap_mean_diff(vb, va, n_resamples, seed, alpha)
+            boot = paired_bootstrap_mean_diff(vb, va, n_resamples, seed, alpha, clusters=_clusters(a, items))
+            test = PairedTest(boot.difference, boot.ci_low, boot.ci_high, boot.p_value, boot.n,
+                              boot.n_clusters, f"paired cluster bootstrap ({n_resamples} resamples)")
             source = "samples"
     except TrecsEvalError as err:
         raise TrecsEvalError(f"comparing {system}/{metric}: {err}") from None
-    verdict = _verdict(result, ra.higher_is_better, alpha)
-    worsening = -result.difference if ra.higher_is_better else result.difference
-    return _replace(row, source=source, value_a=value_a, value_b=value_b, delta=result.difference,
-                    ci_low=result.ci_low, ci_high=result.ci_high, p_value=result.p_value, verdict=verdict,
-                    regression=verdict == WORSE and worsening > threshold)
+    return _replace(row, source=source, value_a=value_a, value_b=value_b, delta=test.difference,
+                    ci_low=test.ci_low, ci_high=test.ci_high, p_value=test.p_value,
+                    n_clusters=test.n_clusters, method=test.method)
+
+
+def _decide(rows: Sequence[MetricComparison], alpha: float, correction: str) -> list[MetricComparison]:
+    """Adjust the p-values of the compared rows together, then give verdicts and gate decisions."""
+    adjusted = adjust_p_values([r.p_value if r.method else math.nan for r in rows], correction)
+    out = []
+    for row, p_adj in zip(rows, adjusted, strict=True):
+        if not row.method:  # not compared
+            out.append(row)
+            continue
+        verdict = _verdict(row.delta, float(p_adj), row.higher_is_better, alpha)
+        worsening = -row.delta if row.higher_is_better else row.delta
+        out.append(_replace(row, p_adjusted=float(p_adj), verdict=verdict,
+                            regression=verdict == WORSE and worsening > row.threshold))
+    return out
 
 
 def _replace(row: MetricComparison, **changes: object) -> MetricComparison:
@@ -285,11 +322,16 @@ def compare_runs(
     allow_mismatch: bool = False,
     metrics: Sequence[str] | None = None,
     progress: bool = False,
+    correction: str = DEFAULT_CORRECTION,
 ) -> Comparison:
     """Compare B against A (see the module doc); bad input raises a TrecsEvalError (CLI exit 2).
 
     ``metrics`` restricts the gate to those metric names (default: every metric of either run).
     """
+    if correction not in intervals.CORRECTIONS:
+        hint = did_you_mean(correction, intervals.CORRECTIONS)
+        raise ConfigError(f"unknown correction {correction!r}{hint}; "
+                          f"available: {', '.join(intervals.CORRECTIONS)}")
     a, b = as_run(run_a), as_run(run_b)
     thresholds = dict(thresholds or {})
     warnings: list[str] = []
@@ -321,7 +363,8 @@ def compare_runs(
         threshold = _threshold_for(metric, ra.higher_is_better, thresholds)
         rows.append(_compare_one(a, b, system, metric, items, threshold, n_resamples, seed, alpha,
                                  references))
-    return Comparison(str(a.run_dir), str(b.run_dir), tuple(rows), n_resamples, seed, alpha, tuple(warnings))
+    return Comparison(str(a.run_dir), str(b.run_dir), tuple(_decide(rows, alpha, correction)), n_resamples,
+                      seed, alpha, tuple(warnings), correction)
 
 
 def _check_reference(a: LoadedRun, b: LoadedRun, allow: bool, warnings: list[str]) -> None:

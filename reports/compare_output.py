@@ -19,19 +19,22 @@ def _num(value: float, digits: int = 4) -> str:
 def _row_text(r: MetricComparison) -> str:
     if r.verdict == NOT_COMPARED:
         return f"not compared: {r.reason}"
-    return (f"delta {_num(r.delta)} (95% CI [{_num(r.ci_low)}, {_num(r.ci_high)}], p={_num(r.p_value, 3)}), "
-            f"A={_num(r.value_a)} B={_num(r.value_b)}, n={r.n}: {r.verdict}")
+    return (f"delta {_num(r.delta)} (95% CI [{_num(r.ci_low)}, {_num(r.ci_high)}], p={_num(r.p_value, 3)}, "
+            f"adjusted p={_num(r.p_adjusted, 3)}), A={_num(r.value_a)} B={_num(r.value_b)}, n={r.n} "
+            f"({r.n_clusters} images), {r.method}: {r.verdict}")
 
 
 def to_markdown(c: Comparison) -> str:
     status = "FAIL: regression" if c.exit_code else "PASS: no regression beyond thresholds"
     lines = [f"**Regression gate: {status}**", "", f"A = `{c.run_a}`  ", f"B = `{c.run_b}`  ",
-             f"delta = B − A; paired bootstrap, {c.n_resamples} resamples, seed {c.seed}, "
-             f"{100 * (1 - c.alpha):g} % CI; significant = CI excludes 0 and p < {c.alpha:g}; "
-             "A, B = the statistic on the shared items (KID: one MMD² over all items)", ""]
+             f"delta = B − A over the shared items; FID/KID: paired delta-method z-test, IS: paired t over "
+             f"splits, per-item metrics: paired bootstrap over images ({c.n_resamples} resamples, seed "
+             f"{c.seed}); {100 * (1 - c.alpha):g} % CI (unadjusted); significant = {c.correction}-adjusted "
+             f"p < {c.alpha:g} (family-wise error over all rows); KID = unbiased MMD² over all pairs", ""]
     lines += [f"> warning: {w}" for w in c.warnings] + ([""] if c.warnings else [])
-    lines.append("| System | Metric | A | B | Δ (B−A) | 95 % CI | p | Verdict | Threshold | Gate |")
-    lines.append("|---|---|---:|---:|---:|---|---:|---|---:|---|")
+    lines.append("| System | Metric | A | B | Δ (B−A) | 95 % CI | p | p adj. | n (images) | Verdict "
+                 "| Threshold | Gate |")
+    lines.append("|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---|")
     for r in c.rows:
         arrow = "↑" if r.higher_is_better else "↓"
         gate = "**FAIL**" if r.regression else ("skipped" if r.verdict == NOT_COMPARED else "pass")
@@ -40,7 +43,7 @@ def to_markdown(c: Comparison) -> str:
             verdict = f"**{verdict}**"
         lines.append(f"| {r.system} | {display_name(r.metric)} {arrow} | {_num(r.value_a)} "
                      f"| {_num(r.value_b)} | {_num(r.delta)} | [{_num(r.ci_low)}, {_num(r.ci_high)}] "
-                     f"| {_num(r.p_value, 3)} "
+                     f"| {_num(r.p_value, 3)} | {_num(r.p_adjusted, 3)} | {r.n} ({r.n_clusters}) "
                      f"| {verdict.replace('|', '/')} | {_num(r.threshold)} | {gate} |")
     return "\n".join(lines) + "\n"
 
@@ -56,7 +59,7 @@ def to_junit(c: Comparison) -> str:
                        skipped=str(sum(r.verdict == NOT_COMPARED for r in c.rows)))
     props = ET.SubElement(suite, "properties")
     for key, value in (("run_a", c.run_a), ("run_b", c.run_b), ("seed", c.seed),
-                       ("n_resamples", c.n_resamples), ("alpha", c.alpha)):
+                       ("n_resamples", c.n_resamples), ("alpha", c.alpha), ("correction", c.correction)):
         ET.SubElement(props, "property", name=key, value=str(value))
     for r in c.rows:
         case = ET.SubElement(suite, "testcase", classname=f"trecs_eval.{r.system}", name=r.metric)

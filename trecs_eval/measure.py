@@ -35,7 +35,7 @@ from trecs_eval.rundir import FEATURES_DIR, write_features_npz
 
 log = logging.getLogger(__name__)
 
-IMAGE_METRICS = ("fid", "kid", "is")
+IMAGE_METRICS = ("fid", "kid", "is", "fid_inf")
 TEXT_METRICS = ("clip_score", "clip_s", "r_precision")
 CANVAS_METRICS = ("trace_canvas_accuracy", "canvas_pixel_accuracy", "canvas_miou")
 METRIC_NAMES = IMAGE_METRICS + TEXT_METRICS + CANVAS_METRICS

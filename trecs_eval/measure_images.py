@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 PARAMS: dict[str, tuple[str, ...]] = {
     "fid": ("n_resamples", "alpha"), "kid": ("n_resamples", "alpha", "n_subsets"),
-    "is": ("n_resamples", "alpha", "splits")}
+    "is": ("n_resamples", "alpha", "splits"), "fid_inf": ("n_resamples", "alpha", "n_points", "min_fraction")}
 
 
 def image_metrics_stage(config: RunConfig, run_dir: Path, items: Sequence[EvalItem],
@@ -45,7 +45,7 @@ def image_metrics_stage(config: RunConfig, run_dir: Path, items: Sequence[EvalIt
     names = [n for n in engine.IMAGE_METRICS if n in wanted]
     params = {n: {"n_resamples": engine.DEFAULT_IMAGE_BOOTSTRAP, "alpha": engine.DEFAULT_ALPHA,
                   **checked_params(n, wanted[n], PARAMS[n])} for n in names}
-    needs_reference = bool({"fid", "kid"} & set(names))
+    needs_reference = bool({"fid", "kid", "fid_inf"} & set(names))
     reference = reference_features(config, items, extractors, run_dir) if needs_reference else None
     stage = StageResult()
     ids = [it.item_id for it in items]
@@ -63,7 +63,9 @@ def image_metrics_stage(config: RunConfig, run_dir: Path, items: Sequence[EvalIt
 def image_metric(name: str, feats: InceptionFeatures, reference: Any, params: Mapping[str, Any], seed: int,
                  system: str) -> MetricResult:
     """One of FID / KID / IS for one system, through the metrics engine."""
-    extra = {key: params[src] for key, src in (("is_splits", "splits"), ("kid_subsets", "n_subsets"))
+    extra = {key: params[src] for key, src in (("is_splits", "splits"), ("kid_subsets", "n_subsets"),
+                                               ("fid_inf_points", "n_points"),
+                                               ("fid_inf_min_fraction", "min_fraction"))
              if src in params}
     return engine.image_metrics(feats, reference, [name], seed=seed, n_bootstrap=params["n_resamples"],
                                 alpha=params["alpha"], system=system, **extra)[0]

@@ -62,7 +62,7 @@ def text_metrics_stage(config: RunConfig, items: Sequence[EvalItem], outputs: Se
             if name in wanted:
                 params = checked_params(name, wanted[name], CLIP_SCORE_PARAMS)
                 stage.metrics.append(compute_clip_score(ids, images, texts.embeddings, name=name, **params,
-                                                        **common))
+                                                        clusters=image_ids, **common))
         if "r_precision" in wanted:
             params = checked_params("r_precision", wanted["r_precision"], R_PRECISION_PARAMS)
             found = compute_r_precision(ids, image_ids, images, texts.embeddings, **params, **common)

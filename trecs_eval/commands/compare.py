@@ -13,7 +13,7 @@ FORMATS = ("md", "json", "junit")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "compare", help="regression gate: paired bootstrap of every metric, B - A",
+        "compare", help="regression gate: paired test of every metric, B - A",
         description="Compare RUN_B against RUN_A over the items both share. Exit 0: no metric worsened "
                     "significantly beyond its threshold; 1: at least one did; 2: bad input (different "
                     "item sets or extractor identities unless --allow-mismatch).")
@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--correction", choices=("holm", "bonferroni", "none"), default="holm",
+                        help="family-wise error control over all (system, metric) rows (default holm)")
     parser.set_defaults(handler=run_compare)
 
 
@@ -45,7 +47,7 @@ def run_compare(args: argparse.Namespace) -> int:
                               n_resamples=args.n_resamples, seed=args.seed, alpha=args.alpha,
                               allow_mismatch=args.allow_mismatch,
                               metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] or None,
-                              progress=not args.quiet)
+                              progress=not args.quiet, correction=args.correction)
     text = render(comparison, args.format)
     if args.out is None:
         sys.stdout.write(text)

@@ -85,9 +85,9 @@ def _image_results(args: argparse.Namespace, extractors: Any, paths: list[Path],
     from trecs_eval.metrics import engine
 
     reference: Any = None
-    if any(n in ("fid", "kid") for n in names):
+    if any(n in ("fid", "kid", "fid_inf") for n in names):
         if args.reference is None:
-            raise InputError("fid/kid need --reference DIR|STATS.npz", field="reference")
+            raise InputError("fid/kid/fid_inf need --reference DIR|STATS.npz", field="reference")
         if args.reference.is_file():
             reference = engine.ReferenceStatistics.load(str(args.reference))
         else:

@@ -10,6 +10,11 @@ Every metric's CI comes from here, so all of them resample the same way:
 * percentile interval: with bootstrap replicates ``t_1..t_R`` and ``alpha`` (0.05 for 95 %),
   ``[q(alpha/2), q(1 - alpha/2)]`` with linear interpolation between order statistics
   (numpy's default, scipy's ``method='percentile'``);
+* clusters (``clusters[i]``: the image of item i): when an image has several narratives they
+  are not independent, so whole images are resampled (rows draw ``C`` cluster indices) and a
+  replicate of the mean is ``sum of the drawn clusters' values / their item count``; on all
+  clusters it is the item mean. With every item its own cluster it is the plain bootstrap, bit
+  for bit (clusters are numbered in order of first appearance);
 * paired (regression gate): the same index rows are applied to two aligned per-item arrays
   (or two statistics of the same items), giving the interval of the difference ``a - b`` and a
   two-sided p-value for ``H0: difference = 0``.
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trecs_eval.errors import TrecsEvalError
+from trecs_eval.metrics.intervals import cluster_codes
 
 BOOTSTRAP_BLOCK = 256
 """Resample rows drawn per block; part of the definition of the index stream (see module doc)."""
@@ -114,18 +120,41 @@ def bootstrap_statistic_ci(
     return percentile_ci(bootstrap_distribution(n, statistic, n_resamples, seed), alpha)
 
 
+def _finite(x: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(x)):
+        raise TrecsEvalError(f"{int(np.count_nonzero(~np.isfinite(x)))} of {x.size} {what} are not finite")
+
+
+def mean_replicates(values: np.ndarray, n_resamples: int, seed: int,
+                    clusters: Sequence[object] | None = None) -> tuple[np.ndarray, int]:
+    """``(replicates of the mean, number of clusters)``; whole clusters are resampled (module doc)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    codes, n_clusters = cluster_codes(clusters, x.size)
+    if n_clusters == x.size:  # every item its own cluster: the plain item bootstrap
+        blocks = iter_bootstrap_indices(x.size, n_resamples, seed)
+        return np.concatenate([x[idx].mean(axis=1) for idx in blocks]), x.size
+    sums = np.bincount(codes, weights=x, minlength=n_clusters)
+    counts = np.bincount(codes, minlength=n_clusters).astype(np.float64)
+    reps = [sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+            for idx in iter_bootstrap_indices(n_clusters, n_resamples, seed)]
+    return np.concatenate(reps), n_clusters
+
+
 def bootstrap_mean_ci(
     values: Sequence[float] | np.ndarray,
     n_resamples: int = DEFAULT_N_RESAMPLES,
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
+    clusters: Sequence[object] | None = None,
 ) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the sample mean and its percentile CI; vectorized per block."""
+    """``(mean, low, high)``: the sample mean and its percentile CI; vectorized per block.
+
+    ``clusters`` (optional, one label per value) resamples whole clusters (module doc).
+    """
     x = np.asarray(values, dtype=np.float64).ravel()
     _check_args(x.size, n_resamples, alpha)
-    if not np.all(np.isfinite(x)):
-        raise TrecsEvalError(f"{int(np.count_nonzero(~np.isfinite(x)))} of {x.size} values are not finite")
-    reps = np.concatenate([x[idx].mean(axis=1) for idx in iter_bootstrap_indices(x.size, n_resamples, seed)])
+    _finite(x, "values")
+    reps, _ = mean_replicates(x, n_resamples, seed, clusters)
     low, high = percentile_ci(reps, alpha)
     return float(x.mean()), low, high
 
@@ -150,6 +179,7 @@ class PairedBootstrap:
     n_resamples: int
     seed: int
     alpha: float
+    n_clusters: int = 0
 
 
 def paired_bootstrap(
@@ -176,23 +206,24 @@ def paired_bootstrap_mean_diff(
     n_resamples: int = DEFAULT_N_RESAMPLES,
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
+    clusters: Sequence[object] | None = None,
 ) -> PairedBootstrap:
-    """Paired bootstrap of ``mean(a) - mean(b)`` for aligned per-item arrays (item i in both)."""
+    """Paired bootstrap of ``mean(a) - mean(b)`` for aligned per-item arrays (item i in both);
+    ``clusters`` resamples whole images (module doc)."""
     x = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(b, dtype=np.float64).ravel()
     if x.shape != y.shape:
         raise TrecsEvalError(f"paired bootstrap needs aligned arrays, got {x.size} and {y.size} values")
     d = x - y
     _check_args(d.size, n_resamples, alpha)
-    if not np.all(np.isfinite(d)):
-        bad = int(np.count_nonzero(~np.isfinite(d)))
-        raise TrecsEvalError(f"{bad} of {d.size} paired values are not finite")
-    reps = np.concatenate([d[idx].mean(axis=1) for idx in iter_bootstrap_indices(d.size, n_resamples, seed)])
-    return _paired_result(float(d.mean()), reps, d.size, seed, alpha)
+    _finite(d, "paired values")
+    reps, n_clusters = mean_replicates(d, n_resamples, seed, clusters)
+    found = _paired_result(float(d.mean()), reps, d.size, seed, alpha)
+    return PairedBootstrap(**{**found.__dict__, "n_clusters": n_clusters})
 
 
 def _paired_result(observed: float, reps: np.ndarray, n: int, seed: int, alpha: float) -> PairedBootstrap:
     low, high = percentile_ci(reps, alpha)
     on_far_side = min(int(np.count_nonzero(reps <= 0.0)), int(np.count_nonzero(reps >= 0.0)))
     p_value = 2.0 * (1.0 + on_far_side) / (1.0 + reps.size)
-    return PairedBootstrap(observed, low, high, min(p_value, 1.0), n, int(reps.size), seed, alpha)
+    return PairedBootstrap(observed, low, high, min(p_value, 1.0), n, int(reps.size), seed, alpha, n)

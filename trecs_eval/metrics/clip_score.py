@@ -9,7 +9,8 @@ Two named scales, no ambiguity:
 * ``clip_score``: ``w = 100`` (the torchmetrics ``CLIPScore`` scale; range 0..100);
 * ``clip_s``: ``w = 2.5`` (Hessel et al. 2021, "CLIPScore"; range 0..2.5).
 
-The value is the mean of ``s_i`` with a seeded 95 % percentile bootstrap CI over samples;
+The value is the mean of ``s_i`` with a seeded 95 % percentile bootstrap CI over samples, or
+over images (``clusters``) when an image has several narratives (they are not independent);
 ``per_sample`` maps item ids to ``s_i``. Cosines are computed in float64 after renormalizing.
 
 >>> v = np.array([[1.0, 0.0], [0.0, 1.0]]); t = np.array([[1.0, 0.0], [1.0, 1.0]])
@@ -26,6 +27,7 @@ import numpy as np
 
 from trecs_eval.errors import InputError, TrecsEvalError, suggest
 from trecs_eval.metrics.bootstrap import DEFAULT_ALPHA, DEFAULT_N_RESAMPLES, bootstrap_mean_ci
+from trecs_eval.metrics.intervals import cluster_codes, containment_warning
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 CLIP_SCORE_SCALES: dict[str, float] = {"clip_score": 100.0, "clip_s": 2.5}
@@ -76,11 +78,13 @@ def compute_clip_score(
     extractor: dict[str, Any] | None = None,
     system: str = "",
     text_info: dict[str, Any] | None = None,
+    clusters: Sequence[str] | None = None,
 ) -> MetricResult:
     """CLIPScore (``name='clip_score'``, w=100) or CLIP-S (``name='clip_s'``, w=2.5) as a MetricResult.
 
     ``extractor`` is ``ClipEmbedder.identity.to_dict()`` (an ``uncalibrated`` one stamps the
-    result); ``text_info`` carries what the text policy did (``policy``, ``truncated_fraction``,
+    result); ``clusters[i]`` is item i's image (resampled as a whole);
+    ``text_info`` carries what the text policy did (``policy``, ``truncated_fraction``,
     ``over_length_fraction``, ``mean_chunks``) into ``params``; truncation adds a warning.
     """
     if name not in CLIP_SCORE_SCALES:
@@ -91,9 +95,10 @@ def compute_clip_score(
     scores = clip_scores(image_embeddings, text_embeddings, CLIP_SCORE_SCALES[name])
     if len(ids) != scores.size:
         raise InputError(f"{len(ids)} item ids for {scores.size} embedding pairs", field="item_ids")
-    mean, low, high = bootstrap_mean_ci(scores, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    mean, low, high = bootstrap_mean_ci(scores, n_resamples=n_resamples, seed=seed, alpha=alpha,
+                                        clusters=clusters)
     info = dict(text_info or {})
-    warnings = []
+    warnings = list(containment_warning(name, mean, low, high))
     if info.get("truncated_fraction", 0.0) > 0.0:
         warnings.append(
             f"{100 * info['truncated_fraction']:.1f}% of narratives were cut to CLIP's 77-token context "
@@ -113,6 +118,7 @@ def compute_clip_score(
         seed=seed,
         status="uncalibrated" if extractor.get("uncalibrated") else "ok",
         warnings=tuple(warnings),
-        params={"weight": CLIP_SCORE_SCALES[name], "n_resamples": n_resamples, "alpha": alpha, **info},
+        params={"weight": CLIP_SCORE_SCALES[name], "n_resamples": n_resamples, "alpha": alpha,
+                "n_clusters": cluster_codes(clusters, scores.size)[1], **info},
         per_sample=dict(zip(ids, scores.tolist(), strict=True)),
     )

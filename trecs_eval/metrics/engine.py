@@ -7,8 +7,8 @@
 
 Image metrics (FID, KID, IS) share ONE Inception forward pass per image; text metrics
 (CLIPScore, CLIP-S, R-precision) delegate to :mod:`trecs_eval.features.clip` and the CLIP
-metric modules. CIs of FID/KID/IS are seeded 95 % percentile bootstraps that resample the
-generated images with the reference fixed; each resample recomputes the whole metric.
+metric modules. Intervals of FID/KID/IS/FID_inf come from :mod:`trecs_eval.metrics.intervals`
+(delta method for FID and KID, t over splits for IS), each stating the quantity it covers.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from trecs_eval.errors import ConfigError, UnknownNameError, suggest
 from trecs_eval.features.cache import FeatureCache
 from trecs_eval.features.identity import ExtractorIdentity
 from trecs_eval.features.inception import InceptionExtractor, InceptionFeatures
-from trecs_eval.metrics import fid, inception_score, kid, resample
-from trecs_eval.metrics.bootstrap import bootstrap_statistic_ci
+from trecs_eval.metrics import fid, fid_inf, inception_score, intervals, kid
 from trecs_eval.metrics.types import MetricResult
 
-IMAGE_METRICS = ("fid", "kid", "is")
+IMAGE_METRICS = ("fid", "kid", "is", "fid_inf")
 TEXT_METRICS = ("clip_score", "clip_s", "r_precision")
 ALL_METRICS = IMAGE_METRICS + TEXT_METRICS
 # Each FID resample is a full FID (an n x n eigenproblem plus an n x d x d product, ~0.3 s at
@@ -119,33 +118,47 @@ class FeatureExtractors:
         return found
 
 
-def _ci(n: int, statistic: Any, n_bootstrap: int, seed: int, alpha: float) -> tuple[float, float]:
-    if n_bootstrap <= 0:
-        return math.nan, math.nan
-    return bootstrap_statistic_ci(n, statistic, n_bootstrap, seed, alpha)
-
-
 def _fid(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistics, seed: int,
          n_bootstrap: int, alpha: float) -> MetricResult:
+    """FID with a delta-method interval for "FID at this n" (see :mod:`trecs_eval.metrics.intervals`)."""
     if isinstance(ref, ReferenceStatistics):
         ref_stats = ref.stats
         value, info = fid.statistics_to_fid(fid.features_to_statistics(gen.pool), ref_stats)
+        covers = "FID at this n against the saved reference statistics (held fixed)"
     else:
         value, info = fid.features_to_fid(gen.pool, ref.pool)
         ref_stats = fid.features_to_statistics(ref.pool)
-    low, high = math.nan, math.nan
-    if n_bootstrap > 0 and isinstance(ref, ReferenceStatistics):
-        against = fid.FidAgainstReference(ref_stats)  # a d x d eigh once, then one per resample
-        low, high = _ci(len(gen), lambda idx: against(gen.pool[idx]), n_bootstrap, seed, alpha)
-    elif n_bootstrap > 0:
-        # Reference features at hand: the exact factorised form, an n x n eigenproblem per resample
-        # instead of an n x d x d product (benchmarks/bench_harness.py: 16x at n = 300).
-        statistic = resample.fid_statistic(gen.pool, resample.ReferenceSet(ref.pool))
-        low, high = _ci(len(gen), statistic, n_bootstrap, seed, alpha)
+        covers = "FID at this (n, m): the estimator's expectation; FID is biased upwards at finite n"
+    low = high = math.nan
+    if n_bootstrap > 0:  # 0 keeps its meaning "no interval"; the delta method needs no resamples
+        influence = (intervals.fid_influence_fixed_reference(gen.pool, ref_stats.mu, ref_stats.sigma)
+                     if isinstance(ref, ReferenceStatistics) else intervals.fid_influence(gen.pool, ref.pool))
+        half = intervals.z_quantile(alpha) * math.sqrt(
+            intervals.delta_variance(influence, np.arange(len(gen)), len(gen)))
+        low, high = value - half, value + half
     return MetricResult("fid", value, fid.INFO.higher_is_better, len(gen), low, high, seed=seed,
                         warnings=info.warnings,
                         params={"method": info.method, "reference_n": ref_stats.n,
-                                "negative_eigenvalues_clipped": info.negative_eigenvalues})
+                                "negative_eigenvalues_clipped": info.negative_eigenvalues,
+                                "interval": "delta method (influence functions), symmetric",
+                                "interval_covers": covers})
+
+
+def _fid_inf(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistics, seed: int,
+             alpha: float, n_points: int, min_fraction: float) -> MetricResult:
+    """FID_inf (Chong & Forsyth 2020) and its interval for the population FID (:mod:`fid_inf`)."""
+    reference = ref.stats if isinstance(ref, ReferenceStatistics) else ref.pool
+    found = fid_inf.features_to_fid_inf(gen.pool, reference, seed=seed, alpha=alpha, n_points=n_points,
+                                        min_fraction=min_fraction)
+    warnings = () if found.reference_extrapolated else (
+        "FID_inf against saved statistics: only the generated side is extrapolated; the reference's "
+        "own finite-sample bias remains",)
+    return MetricResult("fid_inf", found.value, fid_inf.INFO.higher_is_better, len(gen), found.low,
+                        found.high, seed=seed, warnings=warnings,
+                        params={"sizes": list(found.sizes), "fids": list(found.fids), "slope": found.slope,
+                                "se_sampling": found.se_sampling, "se_fit": found.se_fit,
+                                "n_points": n_points, "min_fraction": min_fraction,
+                                "interval_covers": "the population FID (n, m -> infinity)"})
 
 
 @dataclass(frozen=True)
@@ -164,30 +177,47 @@ class ReferenceStatistics:
 
 def _kid(gen: InceptionFeatures, ref: InceptionFeatures, seed: int, n_bootstrap: int,
          alpha: float, n_subsets: int) -> MetricResult:
-    point = kid.KidKernels(gen.pool, ref.pool).kid(seed=seed, n_subsets=n_subsets)
-    # Resamples use one unbiased MMD^2 against the whole reference set (exact and ~15x cheaper than
-    # re-drawing subsets per resample; the same statistic as the point estimate when n = m <= 1000).
-    statistic = resample.kid_statistic(gen.pool, resample.ReferenceSet(ref.pool))
-    low, high = _ci(len(gen), statistic, n_bootstrap, seed, alpha)
-    return MetricResult("kid", point.mean, kid.INFO.higher_is_better, len(gen), low, high,
-                        std=point.std, seed=seed,
-                        params={"n_subsets": n_subsets, "subset_size": point.subset_size,
-                                "ci_resamples": "whole reference set"})
+    """KID = the unbiased MMD² over all n x m pairs, with a delta-method interval for it.
+
+    Value and interval are one statistic. It equals torch-fidelity's subset-averaged KID when
+    n = m <= 1000 (every subset is the whole set) and has the same expectation otherwise, with
+    less variance; the subset mean and std are kept in ``params`` for literature comparison.
+    """
+    influence = intervals.kid_influence(gen.pool, ref.pool)
+    low = high = math.nan
+    if n_bootstrap > 0:
+        half = intervals.z_quantile(alpha) * math.sqrt(
+            intervals.delta_variance(influence, np.arange(len(gen)), len(gen)))
+        low, high = influence.value - half, influence.value + half
+    subsets = kid.KidKernels(gen.pool, ref.pool).kid(seed=seed, n_subsets=n_subsets)
+    return MetricResult("kid", influence.value, kid.INFO.higher_is_better, len(gen), low, high,
+                        std=subsets.std, seed=seed,
+                        params={"n_subsets": n_subsets, "subset_size": subsets.subset_size,
+                                "subset_mean": subsets.mean, "subset_std": subsets.std,
+                                "interval": "delta method (U-statistic projections), symmetric",
+                                "interval_covers": "the population MMD² (the estimator is unbiased)"})
 
 
 def _is(gen: InceptionFeatures, seed: int, n_bootstrap: int, alpha: float, splits: int
         ) -> MetricResult:
+    """IS with a t-interval over its independent splits (covers IS at split size n/splits)."""
     point = inception_score.logits_to_inception_score(gen.logits, seed=seed, splits=splits)
-    low, high = _ci(len(gen), lambda idx: inception_score.logits_to_inception_score(
-        gen.logits[idx], seed=seed, splits=splits).mean, n_bootstrap, seed, alpha)
+    low = high = math.nan
+    if n_bootstrap > 0:
+        found = intervals.split_t_interval(point.split_scores, alpha)
+        low, high = found.low, found.high
     return MetricResult("is", point.mean, inception_score.INFO.higher_is_better, len(gen), low,
-                        high, std=point.std, seed=seed, params={"splits": splits})
+                        high, std=point.std, seed=seed,
+                        params={"splits": splits, "interval": f"t over {splits} independent splits",
+                                "interval_covers": f"IS at split size n/{splits}"})
 
 
 def image_metrics(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistics | None,
                   names: Sequence[str], *, seed: int, n_bootstrap: int = DEFAULT_IMAGE_BOOTSTRAP,
                   alpha: float = DEFAULT_ALPHA, kid_subsets: int = kid.DEFAULT_SUBSETS,
-                  is_splits: int = inception_score.DEFAULT_SPLITS, system: str = ""
+                  is_splits: int = inception_score.DEFAULT_SPLITS, system: str = "",
+                  fid_inf_points: int = fid_inf.DEFAULT_POINTS,
+                  fid_inf_min_fraction: float = fid_inf.DEFAULT_MIN_FRACTION
                   ) -> list[MetricResult]:
     """FID / KID / IS of ``gen`` (against ``ref`` for FID and KID), stamped with the identity.
 
@@ -198,13 +228,15 @@ def image_metrics(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStat
     for name in parse_metric_names(list(names)):
         if name == "is":
             results.append(_is(gen, seed, n_bootstrap, alpha, is_splits))
-        elif name in ("fid", "kid"):
+        elif name in ("fid", "kid", "fid_inf"):
             if ref is None:
                 raise ConfigError(f"{name} needs a reference (--reference DIR or STATS.npz)")
             source = ref.source if isinstance(ref, ReferenceStatistics) else "reference features"
             fid.check_identity(gen.identity, ref.identity, source)
             if name == "fid":
                 results.append(_fid(gen, ref, seed, n_bootstrap, alpha))
+            elif name == "fid_inf":
+                results.append(_fid_inf(gen, ref, seed, alpha, fid_inf_points, fid_inf_min_fraction))
             elif isinstance(ref, ReferenceStatistics):
                 raise ConfigError("KID needs reference images, not saved statistics",
                                   hint="pass --reference DIR, or drop kid from --metrics")
@@ -237,7 +269,8 @@ def text_metrics(extractors: FeatureExtractors, image_paths: Sequence[Any],
     results = []
     for name in parse_metric_names(list(names)):
         if name in ("clip_score", "clip_s"):
-            results.append(compute_clip_score(ids, images, texts.embeddings, name=name, **common))
+            results.append(compute_clip_score(ids, images, texts.embeddings, name=name,
+                                              clusters=[n.image_id for n in narratives], **common))
         elif name == "r_precision":
             found = compute_r_precision(ids, [n.image_id for n in narratives], images,
                                         texts.embeddings, **common)

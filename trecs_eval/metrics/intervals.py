@@ -24,7 +24,8 @@ reports that case separately.
 FID influence values (``u = x - mu_g``, ``v = y - mu_r``, ``T`` the optimal-transport map
 between the two Gaussians, ``tr sqrt(S_g S_r)``'s derivative ``1/2 T``):
 
-    IF_g(x) = 2 (mu_g - mu_r).u + |u|^2 - u^T T_g u   (centred),  T_g = S_r^1/2 (S_r^1/2 S_g S_r^1/2)^-1/2 S_r^1/2
+    IF_g(x) = 2 (mu_g - mu_r).u + |u|^2 - u^T T_g u   (centred),
+    T_g = S_r^1/2 (S_r^1/2 S_g S_r^1/2)^-1/2 S_r^1/2
 
 computed without any d x d inverse from the SVD of ``G = X_c Y_c^T / sqrt((n-1)(m-1))``
 (``X_c, Y_c`` centred features; ``||G||_* = tr sqrt(S_g S_r)``): with ``G = U D V^T``,
@@ -150,28 +151,45 @@ def _svd_by_gram(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return singular, p @ vectors / singular, vectors.T
 
 
+def _fid_generated_side(x: np.ndarray, mu_r: np.ndarray, factor: np.ndarray, trace_r: float
+                        ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """FID of ``x`` against ``(mu_r, S_r = W^T W)``, its generated-side influence values, and
+    ``(D, V^T)`` of ``X_c W^T / sqrt(n-1) = U D V^T`` (for the reference side)."""
+    n = len(x)
+    if n < 3:
+        raise TrecsEvalError(f"an FID interval needs at least 3 generated items, got {n}")
+    mu_g = x.mean(axis=0)
+    u = x - mu_g
+    singular, left, right_t = _svd_by_gram(u @ factor.T / math.sqrt(n - 1))
+    diff = mu_g - mu_r
+    value = float(diff @ diff) + float(np.sum(u * u)) / (n - 1) + trace_r - 2.0 * float(singular.sum())
+    gen = 2.0 * u @ diff + np.sum(u * u, axis=1) - (n - 1) * (left**2 @ singular)
+    return value, _centred(gen), singular, right_t
+
+
 def fid_influence(features: np.ndarray, reference: ReferenceSet | np.ndarray) -> Influence:
     """FID (ddof=1 covariances) and its empirical influence values on both sides (module doc)."""
     ref = reference if isinstance(reference, ReferenceSet) else ReferenceSet(reference)
     x = np.asarray(features, dtype=np.float64)
-    n = len(x)
-    if n < 3:
-        raise TrecsEvalError(f"an FID interval needs at least 3 generated items, got {n}")
     mu_r, factor, q = ref.whitened
-    mu_g = x.mean(axis=0)
-    u = x - mu_g
-    p = u @ factor.T / math.sqrt(n - 1)  # (n, k): G = p q^T, and q has orthonormal columns
-    singular, left, right_t = _svd_by_gram(p)
+    value, gen, singular, right_t = _fid_generated_side(x, mu_r, factor, float(np.sum(factor * factor)))
     m = len(ref.features)
-    trace_g = float(np.sum(u * u)) / (n - 1)
-    trace_r = float(np.sum(factor * factor))
-    diff = mu_g - mu_r
-    value = float(diff @ diff) + trace_g + trace_r - 2.0 * float(singular.sum())
-    gen = 2.0 * u @ diff + np.sum(u * u, axis=1) - (n - 1) * (left**2 @ singular)
     v = ref.features - mu_r
-    right = q @ right_t.T  # right singular vectors of G in reference-item space
+    right = q @ right_t.T  # right singular vectors of G = X_c Y_c^T / sqrt((n-1)(m-1)), per reference item
+    diff = x.mean(axis=0) - mu_r
     reference_if = -2.0 * v @ diff + np.sum(v * v, axis=1) - (m - 1) * (right**2 @ singular)
-    return Influence(value, _centred(gen), _centred(reference_if))
+    return Influence(value, gen, _centred(reference_if))
+
+
+def fid_influence_fixed_reference(features: np.ndarray, mu_r: np.ndarray, sigma_r: np.ndarray
+                                  ) -> Influence:
+    """As :func:`fid_influence` against saved statistics, which are held fixed (no reference term)."""
+    from trecs_eval.metrics.fid import sqrt_psd
+
+    root, _ = sqrt_psd(np.asarray(sigma_r, np.float64))
+    value, gen, _, _ = _fid_generated_side(np.asarray(features, np.float64), np.asarray(mu_r, np.float64),
+                                           root, float(np.trace(sigma_r)))
+    return Influence(value, gen, None)
 
 
 def _kernel_row_sums(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ Any system that returns a canvas (H×W uint8 COCO-Stuff ids) can be scored.
   :func:`points_for_words`), ``acc_w = (1/|P_w|) Σ_{p ∈ P_w} 1[canvas(p) = id(g_w)]`` where a
   normalized point (x, y) falls in pixel ``(min(⌊y·H⌋, H-1), min(⌊x·W⌋, W-1))``. Words
   without points or without a label tag are not scored. Per narrative: the mean of its
-  ``acc_w``; overall: the mean over narratives, with a bootstrap CI over narratives.
+  ``acc_w``; overall: the mean over narratives, with a bootstrap CI that resamples images
+  (narratives of one image are not independent; ``params['n_clusters']``).
 * **Canvas vs gold segmentation** (``canvas_pixel_accuracy``, ``canvas_miou``), at the gold
   map's resolution (the canvas is resized nearest if needed); gold pixels 0/255 are ignored.
   Over the set: ``TP_c``, ``G_c`` (gold pixels of c), ``P_c`` (predicted pixels of c on valid
@@ -35,6 +36,7 @@ from trecs_eval.data.narratives import Narrative, points_for_words
 from trecs_eval.errors import InputError, TrecsEvalError
 from trecs_eval.metrics import tag_accuracy as tag_metrics
 from trecs_eval.metrics.bootstrap import DEFAULT_N_RESAMPLES, bootstrap_mean_ci, bootstrap_statistic_ci
+from trecs_eval.metrics.intervals import containment_warning
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 TRACE_CANVAS_INFO = MetricInfo("trace_canvas_accuracy", True, "fraction",
@@ -98,6 +100,7 @@ def trace_canvas_accuracy(items: Sequence[EvalItem], canvases: Canvases, *, seed
     """Overall trace-canvas accuracy (mean over narratives) with a bootstrap CI; per-narrative values."""
     info = TRACE_CANVAS_INFO
     per_sample: dict[str, float] = {}
+    images: list[str] = []
     unscored = 0
     for item in items:
         if item.gold_tags is None:
@@ -107,15 +110,19 @@ def trace_canvas_accuracy(items: Sequence[EvalItem], canvases: Canvases, *, seed
                   if s is not None]
         if scores:
             per_sample[item.item_id] = float(np.mean(scores))
+            images.append(item.narrative.image_id)
         else:
             unscored += 1
     warnings = ((f"{unscored} of {len(items)} narratives have no tagged word with trace points",)
                 if unscored else ())
     if not per_sample:
         return _failed(info, "no narrative has a gold-tagged word with trace points", seed)
-    mean, low, high = bootstrap_mean_ci(list(per_sample.values()), n_resamples=n_resamples, seed=seed)
+    mean, low, high = bootstrap_mean_ci(list(per_sample.values()), n_resamples=n_resamples, seed=seed,
+                                        clusters=images)
+    warnings += containment_warning(info.name, mean, low, high)
     return MetricResult(info.name, mean, True, len(per_sample), low, high, seed=seed, warnings=warnings,
-                        params={"n_resamples": n_resamples}, per_sample=per_sample)
+                        params={"n_resamples": n_resamples, "n_clusters": len(set(images))},
+                        per_sample=per_sample)
 
 
 def class_counts(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:

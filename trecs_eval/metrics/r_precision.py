@@ -9,7 +9,8 @@ same picture is never a negative). The rank of the true narrative is::
 
 Ties count against the true narrative (pessimistic), so an extractor that maps everything to
 one vector scores 0, not 1. R@1 is the mean of ``hit_i = [rank_i == 1]`` (a fraction in 0..1),
-with a seeded 95 % percentile bootstrap CI over images; ``per_sample`` holds ``hit_i`` and
+with a seeded 95 % percentile bootstrap CI that resamples images (``image_ids``: the narratives
+of one image are not independent; ``params['n_clusters']``); ``per_sample`` holds ``hit_i`` and
 :class:`RPrecisionResult` also returns every ``rank_i``.
 
 Too few other-image narratives for ``n_negatives`` is an error, unless
@@ -28,6 +29,7 @@ import numpy as np
 from trecs_eval.errors import InputError, TrecsEvalError
 from trecs_eval.metrics.bootstrap import DEFAULT_ALPHA, DEFAULT_N_RESAMPLES, bootstrap_mean_ci
 from trecs_eval.metrics.clip_score import _as_rows
+from trecs_eval.metrics.intervals import cluster_codes, containment_warning
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 DEFAULT_N_NEGATIVES = 99
@@ -124,7 +126,9 @@ def compute_r_precision(
     negatives = sample_negatives(image_ids, n_negatives, seed)
     ranks = retrieval_ranks(image_embeddings, text_embeddings, negatives)
     hits = (ranks == 1).astype(np.float64)
-    mean, low, high = bootstrap_mean_ci(hits, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    mean, low, high = bootstrap_mean_ci(hits, n_resamples=n_resamples, seed=seed, alpha=alpha,
+                                        clusters=list(image_ids))
+    warnings += containment_warning("r_precision", mean, low, high)
     extractor = dict(extractor or {})
     metric = MetricResult(
         name="r_precision",
@@ -139,6 +143,7 @@ def compute_r_precision(
         status="uncalibrated" if extractor.get("uncalibrated") else "ok",
         warnings=tuple(warnings),
         params={"n_negatives": n_negatives, "n_resamples": n_resamples, "alpha": alpha,
+                "n_clusters": cluster_codes(list(image_ids), hits.size)[1],
                 "mean_rank": float(ranks.mean()), **dict(text_info or {})},
         per_sample=dict(zip(ids, hits.tolist(), strict=True)),
     )
