@@ -1,4 +1,5 @@
-"""The engine's FID/KID bootstrap resamples equal the metric modules' own resample computations."""
+"""The FID/KID resample statistics equal the metric modules' own computations, and the engine's
+intervals are the delta-method intervals of :mod:`trecs_eval.metrics.intervals`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from trecs_eval.features.identity import ExtractorIdentity
 from trecs_eval.features.inception import InceptionFeatures
-from trecs_eval.metrics import engine, fid, kid
+from trecs_eval.metrics import engine, fid, intervals, kid
 from trecs_eval.metrics.bootstrap import iter_bootstrap_indices
 from trecs_eval.metrics.resample import ReferenceSet, fid_statistic, kid_statistic
 
@@ -46,10 +47,11 @@ def test_fid_resamples_equal_fid_against_reference(features):
         assert fast(idx) == pytest.approx(slow(gen[idx]), rel=FID_RESAMPLE_REL_TOL)
     result = fid_with_ci(gen, ref, n_resamples=50, alpha=0.05, seed=1)
     assert result.value == pytest.approx(fid.features_to_fid(gen, ref)[0], rel=0)
-    # FID of a resample with repeated images is biased upwards, so the percentile interval need
-    # not contain the point value; it must be an interval of that statistic's resamples
-    replicates = [fast(idx) for block in iter_bootstrap_indices(N, 50, seed=1) for idx in block]
-    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(np.percentile(replicates, [2.5, 97.5])))
+    # The interval is the delta-method one around the value (issue 11: a bootstrap of resamples
+    # with repeated images sat above the estimate), so it contains the value.
+    expected = intervals.delta_interval(intervals.fid_influence(gen, ref), 0.05)
+    assert (result.ci_low, result.ci_high) == pytest.approx((expected.low, expected.high), rel=1e-9)
+    assert result.ci_low < result.value < result.ci_high
 
 
 def test_kid_resamples_equal_kid_kernels_when_subsets_are_whole_sets(features):
@@ -60,8 +62,10 @@ def test_kid_resamples_equal_kid_kernels_when_subsets_are_whole_sets(features):
         expected = kernels.kid(seed=0, n_subsets=1, rows1=idx).mean  # subset size n = m: the whole sets
         assert fast(idx) == pytest.approx(expected, abs=KID_RESAMPLE_ABS_TOL)
     result = kid_with_ci(gen, ref, n_subsets=10, n_resamples=50, alpha=0.05, seed=2)
-    assert result.value == pytest.approx(kernels.kid(seed=2, n_subsets=10).mean, rel=0)
-    assert result.ci_low <= result.ci_high
+    # n = m = 52 <= 1000: every subset is the whole set, so the subset mean is the all-pairs value.
+    assert result.value == pytest.approx(kernels.kid(seed=2, n_subsets=10).mean, rel=1e-12)
+    assert result.value == pytest.approx(fast(np.arange(N)), rel=1e-12)
+    assert result.ci_low < result.value < result.ci_high
 
 
 def test_no_resamples_means_no_interval(features):
