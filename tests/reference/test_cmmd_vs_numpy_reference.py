@@ -11,11 +11,11 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from trecs_eval.errors import TrecsEvalError
-from trecs_eval.metrics.bootstrap import bootstrap_indices
-from trecs_eval.metrics.cmmd import CmmdAgainstReference, cmmd_result, features_to_cmmd
+from trecs_eval.metrics.cmmd import cmmd_influence, cmmd_result, features_to_cmmd
 
 CMMD_REL_TOL_VS_NUMPY_REFERENCE = 1e-9  # both float64; only summation order differs
 SIGMA, SCALE = 10.0, 1000.0  # the paper's constants, restated here on purpose
+INFLUENCE_REL_TOL_VS_FINITE_DIFFERENCES = 1e-5  # central differences, step 1e-5: O(step²) error
 
 
 def _reference_mmd2(x: np.ndarray, y: np.ndarray, unbiased: bool) -> float:
@@ -73,23 +73,48 @@ def test_identical_sets_and_order() -> None:
     assert features_to_cmmd(x[perm], y) == pytest.approx(features_to_cmmd(x, y), rel=1e-12)
 
 
-@pytest.mark.parametrize("estimator", ["biased", "unbiased"])
-def test_resample_statistic_equals_recomputing_on_the_resample(estimator: str) -> None:
+def _weighted_biased(x: np.ndarray, y: np.ndarray, w: np.ndarray, v: np.ndarray) -> float:
+    """Biased MMD² of weighted samples (weights sum to 1), from the paper's kernel, ×1000."""
+    def k(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.exp(-cdist(a, b, "sqeuclidean") / (2 * SIGMA**2))
+
+    return SCALE * (w @ k(x, x) @ w + v @ k(y, y) @ v - 2 * w @ k(x, y) @ v)
+
+
+def _numeric_influence(x: np.ndarray, y: np.ndarray, generated_side: bool, eps: float = 1e-5) -> np.ndarray:
+    """Central differences of F((1 - eps) P_n + eps delta_i) at eps = 0, item by item."""
+    n = len(x) if generated_side else len(y)
+    plain_x, plain_y = np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y))
+    out = np.empty(n)
+    for i in range(n):
+        values = []
+        for e in (eps, -eps):
+            w = np.full(n, (1 - e) / n)
+            w[i] += e
+            values.append(_weighted_biased(x, y, w, plain_y) if generated_side
+                          else _weighted_biased(x, y, plain_x, w))
+        out[i] = (values[0] - values[1]) / (2 * eps)
+    return out
+
+
+def test_influence_values_are_derivatives_of_the_estimator() -> None:
     rng = np.random.default_rng(4)
-    x, y = _unit(rng, 30, 8, 0.5), _unit(rng, 35, 8)
-    stat = CmmdAgainstReference(y, estimator=estimator).statistic(x)
-    assert stat(np.arange(30)) == pytest.approx(features_to_cmmd(x, y, estimator=estimator), rel=1e-10)
-    for idx in bootstrap_indices(30, 5, seed=0):
-        # the reference's formula on the resampled rows, duplicates as separate draws
-        assert stat(idx) == pytest.approx(_reference_mmd2(x[idx], y, estimator == "unbiased"), rel=1e-9)
+    x, y = _unit(rng, 12, 6, 0.5), _unit(rng, 15, 6)
+    influence = cmmd_influence(x, y)
+    tol = {"rtol": INFLUENCE_REL_TOL_VS_FINITE_DIFFERENCES, "atol": 1e-7}
+    assert np.allclose(influence.generated, _numeric_influence(x, y, True), **tol)
+    assert np.allclose(influence.reference, _numeric_influence(x, y, False), **tol)
 
 
 def test_result_interval_and_warnings() -> None:
     rng = np.random.default_rng(5)
     x, y = _unit(rng, 40, 8, 0.6), _unit(rng, 40, 8)
-    result = cmmd_result(x, y, seed=1, n_resamples=50)
-    assert result.ci_low < result.ci_high and result.params["estimator"] == "biased"
+    result = cmmd_result(x, y)
+    assert result.ci_low < result.value < result.ci_high and result.params["estimator"] == "biased"
+    assert result.value - result.ci_low == pytest.approx(result.ci_high - result.value)  # symmetric
     assert result.warnings == ()
-    assert "not L2-normalized" in cmmd_result(3 * x, y, n_resamples=0).warnings[0]
+    clustered = cmmd_result(x, y, clusters=[i // 2 for i in range(40)])  # two narratives per image
+    assert clustered.params["se"] != result.params["se"]
+    assert "not L2-normalized" in cmmd_result(3 * x, y, interval=False).warnings[0]
     with pytest.raises(TrecsEvalError, match="estimator"):
         features_to_cmmd(x, y, estimator="v-stat")

@@ -83,5 +83,7 @@ def test_results_carry_intervals_and_sides() -> None:
         assert len(r.per_sample) == (50 if side == "generated" else 60)
         assert np.mean(list(r.per_sample.values())) == pytest.approx(r.value)
     by_name = {r.name: r for r in results}
+    clustered = prdc_results(real, fake, seed=3, n_resamples=200, fake_clusters=[i // 5 for i in range(50)])
+    assert clustered[0].ci_low != results[0].ci_low  # whole images resampled on the generated side
     assert by_name["recall"].params["interval_over"] == "real"
     assert by_name["precision"].params["interval_over"] == "generated"

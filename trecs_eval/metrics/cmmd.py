@@ -20,27 +20,33 @@ gives the paper's formula. Other differences from the reference code: it compute
 (JAX), we in float64; its loader centre-crops then resizes (PIL bicubic) to 336 px, open_clip
 resizes the short side then centre-crops (the same for square images).
 
-Interval: percentile bootstrap over generated items, the reference set fixed
-(:class:`CmmdAgainstReference`; 100 resamples as FID/KID). Each resample is the same estimator
-on the resampled items; a duplicated item's pair with itself counts ``k = 1`` (biased
-estimator) or is left out like any diagonal term (unbiased).
+Interval (as FID/KID, :mod:`trecs_eval.metrics.intervals`): the delta method on the empirical
+influence values of the estimator, ``value ± z sqrt(Var)``, both sets' sampling variability
+included, generated items clustered by image when given. For the biased estimator
+
+    IF_g(x_i) = 2 (mean_j k(x_i, x_j) - mean_l k(x_i, y_l)),   IF_r(y_l) likewise (centred),
+
+(the unbiased one leaves ``j = i`` out). It covers "CMMD at this (n, m)": the expectation of the
+estimator at these sample sizes (the biased estimator's expectation exceeds the population MMD²
+by O(1/n + 1/m)). Not the percentile bootstrap: a resample's duplicated items each add
+``k(x, x) = 1`` pairs to the biased estimator and pull every replicate upwards.
 
 Interface::
 
-    value = features_to_cmmd(gen_embeddings, ref_embeddings)                 # float, ×1000
-    stat = CmmdAgainstReference(ref_embeddings).statistic(gen_embeddings)   # idx -> float
-    result = cmmd_result(gen_embeddings, ref_embeddings, seed=0, n_resamples=100)
+    value = features_to_cmmd(gen_embeddings, ref_embeddings)          # float, ×1000
+    influence = cmmd_influence(gen_embeddings, ref_embeddings)       # intervals.Influence, ×1000
+    result = cmmd_result(gen_embeddings, ref_embeddings, alpha=0.05, clusters=image_ids)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import numpy as np
 
 from trecs_eval.errors import TrecsEvalError
-from trecs_eval.metrics.bootstrap import DEFAULT_ALPHA, bootstrap_statistic_ci
+from trecs_eval.metrics.intervals import Influence, delta_interval
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 INFO = MetricInfo("cmmd", higher_is_better=False, unit="1000 x squared RKHS distance",
@@ -49,11 +55,9 @@ CMMD_SIGMA = 10.0  # the paper's and the reference code's bandwidth
 CMMD_SCALE = 1000.0  # "to make the metric more human readable" (reference code)
 ESTIMATORS = ("biased", "unbiased")
 DEFAULT_ESTIMATOR = "biased"  # what google-research/cmmd computes (module doc)
-DEFAULT_N_RESAMPLES = 100
+DEFAULT_ALPHA = 0.05
 CHUNK_ROWS = 2048  # kernel rows per block: 2048 x 30k float64 = 490 MB at most
 NORM_TOLERANCE = 1e-3  # |1 - |x|| above this: the embeddings are not L2-normalized
-
-Statistic = Callable[[np.ndarray], float]
 
 
 def _as_embeddings(x: np.ndarray, what: str) -> np.ndarray:
@@ -63,24 +67,6 @@ def _as_embeddings(x: np.ndarray, what: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise TrecsEvalError(f"{what} embeddings contain NaN or inf; CMMD is undefined")
     return a
-
-
-def rbf_kernel_sums(x: np.ndarray, y: np.ndarray, sigma: float = CMMD_SIGMA,
-                    chunk_rows: int = CHUNK_ROWS) -> tuple[float, float]:
-    """``(Σ_ij k(x_i, y_j), Σ_i k(x_i, y_i) if x is y else 0)`` in blocks of rows, float64."""
-    sq_y = np.einsum("ij,ij->i", y, y)
-    total = 0.0
-    for start in range(0, len(x), chunk_rows):
-        block = x[start:start + chunk_rows]
-        sq = np.einsum("ij,ij->i", block, block)[:, None] + sq_y[None, :] - 2.0 * (block @ y.T)
-        total += float(np.exp(-np.clip(sq, 0.0, None) / (2.0 * sigma**2)).sum())
-    return total, float(len(x)) if x is y else 0.0  # k(x, x) = exp(0) = 1 on the diagonal
-
-
-def _mean_within(x: np.ndarray, sigma: float, estimator: str) -> float:
-    total, diagonal = rbf_kernel_sums(x, x, sigma)
-    n = len(x)
-    return total / n**2 if estimator == "biased" else (total - diagonal) / (n * (n - 1))
 
 
 def _check_estimator(estimator: str) -> None:
@@ -93,55 +79,44 @@ def _check_pair(x: np.ndarray, y: np.ndarray) -> None:
         raise TrecsEvalError(f"CMMD embeddings differ in dimension: {x.shape[1]} vs {y.shape[1]}")
 
 
-def features_to_cmmd(generated: np.ndarray, reference: np.ndarray, *, sigma: float = CMMD_SIGMA,
-                     scale: float = CMMD_SCALE, estimator: str = DEFAULT_ESTIMATOR) -> float:
-    """CMMD of two (n, d) embedding sets (module doc); ×``scale``, ``estimator`` biased|unbiased."""
+def _kernel_row_sums(x: np.ndarray, y: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column sums of the RBF kernel matrix of ``x`` and ``y``, in row blocks."""
+    sq_y = np.einsum("ij,ij->i", y, y)
+    rows, cols = np.empty(len(x)), np.zeros(len(y))
+    for start in range(0, len(x), CHUNK_ROWS):
+        block = x[start:start + CHUNK_ROWS]
+        sq = np.einsum("ij,ij->i", block, block)[:, None] + sq_y[None, :] - 2.0 * (block @ y.T)
+        kernel = np.exp(-np.clip(sq, 0.0, None) / (2.0 * sigma**2))
+        rows[start:start + len(block)] = kernel.sum(axis=1)
+        cols += kernel.sum(axis=0)
+    return rows, cols
+
+
+def cmmd_influence(generated: np.ndarray, reference: np.ndarray, *, sigma: float = CMMD_SIGMA,
+                   scale: float = CMMD_SCALE, estimator: str = DEFAULT_ESTIMATOR) -> Influence:
+    """CMMD and its centred empirical influence values per generated and reference item (×scale)."""
     _check_estimator(estimator)
     x, y = _as_embeddings(generated, "generated"), _as_embeddings(reference, "reference")
     _check_pair(x, y)
-    cross, _ = rbf_kernel_sums(x, y, sigma)
-    value = (_mean_within(x, sigma, estimator) + _mean_within(y, sigma, estimator)
-             - 2.0 * cross / (len(x) * len(y)))
-    return float(scale * value)
+    n, m = len(x), len(y)
+    if estimator == "unbiased" and min(n, m) < 3:
+        raise TrecsEvalError(f"a CMMD interval needs at least 3 items per side, got {n} and {m}")
+    row_xx, row_yy = _kernel_row_sums(x, x, sigma)[0], _kernel_row_sums(y, y, sigma)[0]
+    row_xy, col_xy = _kernel_row_sums(x, y, sigma)
+    if estimator == "biased":
+        within_x, within_y = row_xx / n, row_yy / m
+    else:  # leave each item's pair with itself (k = 1) out
+        within_x, within_y = (row_xx - 1.0) / (n - 1), (row_yy - 1.0) / (m - 1)
+    value = within_x.mean() + within_y.mean() - 2.0 * row_xy.sum() / (n * m)
+    gen = 2.0 * (within_x - row_xy / m)
+    ref = 2.0 * (within_y - col_xy / n)
+    return Influence(float(scale * value), scale * (gen - gen.mean()), scale * (ref - ref.mean()))
 
 
-class CmmdAgainstReference:
-    """CMMD of resamples of one generated set against a fixed reference set (bootstrap inner loop).
-
-    The reference term is computed once; per generated set the m x m kernel and the mean kernel
-    of each generated item against the reference are precomputed, so a resample with counts
-    ``w`` costs one m x m product: ``Σ_ij w_i w_j K_ij`` (minus ``Σ_i w_i`` for the unbiased
-    estimator, which drops every pair of a draw with itself).
-    """
-
-    def __init__(self, reference: np.ndarray, *, sigma: float = CMMD_SIGMA, scale: float = CMMD_SCALE,
-                 estimator: str = DEFAULT_ESTIMATOR) -> None:
-        _check_estimator(estimator)
-        self.reference = _as_embeddings(reference, "reference")
-        self.sigma, self.scale, self.estimator = sigma, scale, estimator
-        self.reference_term = _mean_within(self.reference, sigma, estimator)
-
-    def _kernel(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        sq = np.einsum("ij,ij->i", x, x)[:, None] + np.einsum("ij,ij->i", y, y)[None, :] - 2.0 * (x @ y.T)
-        return np.exp(-np.clip(sq, 0.0, None) / (2.0 * self.sigma**2))
-
-    def statistic(self, generated: np.ndarray) -> Statistic:
-        """``idx -> CMMD(generated[idx], reference)``; ``idx`` may repeat items."""
-        x = _as_embeddings(generated, "generated")
-        _check_pair(x, self.reference)
-        k_xx = self._kernel(x, x)
-        cross_mean = np.concatenate([self._kernel(x[s:s + CHUNK_ROWS], self.reference).mean(axis=1)
-                                     for s in range(0, len(x), CHUNK_ROWS)])
-        n_items = len(x)
-
-        def statistic(idx: np.ndarray) -> float:
-            w = np.bincount(idx, minlength=n_items).astype(np.float64)
-            m = len(idx)
-            within = w @ k_xx @ w
-            within = within / m**2 if self.estimator == "biased" else (within - m) / (m * (m - 1))
-            return float(self.scale * (within + self.reference_term - 2.0 * (w @ cross_mean) / m))
-
-        return statistic
+def features_to_cmmd(generated: np.ndarray, reference: np.ndarray, *, sigma: float = CMMD_SIGMA,
+                     scale: float = CMMD_SCALE, estimator: str = DEFAULT_ESTIMATOR) -> float:
+    """CMMD of two (n, d) embedding sets (module doc); ×``scale``, ``estimator`` biased|unbiased."""
+    return cmmd_influence(generated, reference, sigma=sigma, scale=scale, estimator=estimator).value
 
 
 def embedding_warnings(generated: np.ndarray, reference: np.ndarray) -> list[str]:
@@ -155,20 +130,21 @@ def embedding_warnings(generated: np.ndarray, reference: np.ndarray) -> list[str
     return out
 
 
-def cmmd_result(generated: np.ndarray, reference: np.ndarray, *, seed: int = 0,
-                n_resamples: int = DEFAULT_N_RESAMPLES, alpha: float = DEFAULT_ALPHA,
-                estimator: str = DEFAULT_ESTIMATOR) -> MetricResult:
-    """CMMD with its bootstrap interval (generated items resampled, reference fixed).
+def cmmd_result(generated: np.ndarray, reference: np.ndarray, *, alpha: float = DEFAULT_ALPHA,
+                estimator: str = DEFAULT_ESTIMATOR, clusters: Sequence[object] | None = None,
+                interval: bool = True) -> MetricResult:
+    """CMMD with its delta-method interval (module doc); ``clusters``: image id per generated item.
 
-    ``n_resamples=0`` gives no interval. The caller stamps ``system``, ``extractor``, ``status``.
+    ``interval=False`` gives no interval. The caller stamps ``system``, ``extractor``, ``status``.
     """
-    value = features_to_cmmd(generated, reference, estimator=estimator)
-    low = high = math.nan
-    if n_resamples > 0:
-        stat = CmmdAgainstReference(reference, estimator=estimator).statistic(generated)
-        low, high = bootstrap_statistic_ci(len(generated), stat, n_resamples, seed, alpha)
-    return MetricResult(INFO.name, value, INFO.higher_is_better, len(generated), low, high, seed=seed,
+    influence = cmmd_influence(generated, reference, estimator=estimator)
+    low = high = se = math.nan
+    if interval:
+        found = delta_interval(influence, alpha, clusters,
+                               covers="CMMD at this (n, m): the estimator's expectation at these sizes")
+        low, high, se = found.low, found.high, found.se
+    return MetricResult(INFO.name, influence.value, INFO.higher_is_better, len(generated), low, high,
                         warnings=tuple(embedding_warnings(generated, reference)),
                         params={"sigma": CMMD_SIGMA, "scale": CMMD_SCALE, "estimator": estimator,
-                                "reference_n": len(reference), "n_resamples": n_resamples,
-                                "alpha": alpha, "interval_over": "generated"})
+                                "reference_n": len(reference), "alpha": alpha, "interval": "delta",
+                                "se": se})

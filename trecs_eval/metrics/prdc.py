@@ -47,7 +47,7 @@ Interface::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,11 +211,17 @@ def features_to_prdc(real: np.ndarray, fake: np.ndarray, nearest_k: int = DEFAUL
 
 
 def prdc_intervals(parts: PrdcParts, n_resamples: int = DEFAULT_N_RESAMPLES, seed: int = 0,
-                   alpha: float = DEFAULT_ALPHA) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals of the four means; the side each resamples: ``INTERVAL_OVER``."""
+                   alpha: float = DEFAULT_ALPHA, fake_clusters: Sequence[object] | None = None,
+                   real_clusters: Sequence[object] | None = None) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of the four means; the side each resamples: ``INTERVAL_OVER``.
+
+    ``fake_clusters`` / ``real_clusters`` (an image id per item) resample whole images when an
+    image has several narratives (:func:`~trecs_eval.metrics.bootstrap.bootstrap_mean_ci`).
+    """
     out = {}
     for name, values in parts.per_item().items():
-        _, low, high = bootstrap_mean_ci(values, n_resamples, seed, alpha)
+        clusters = fake_clusters if INTERVAL_OVER[name] == "generated" else real_clusters
+        _, low, high = bootstrap_mean_ci(values, n_resamples, seed, alpha, clusters=clusters)
         out[name] = (low, high)
     return out
 
@@ -231,9 +237,11 @@ def _per_sample(ids: list[str] | None, values: np.ndarray, side: str) -> dict[st
 def prdc_results(real: np.ndarray, fake: np.ndarray, *, nearest_k: int = DEFAULT_NEAREST_K,
                  seed: int = 0, n_resamples: int = DEFAULT_N_RESAMPLES, alpha: float = DEFAULT_ALPHA,
                  fake_ids: list[str] | None = None, real_ids: list[str] | None = None,
+                 fake_clusters: Sequence[object] | None = None, real_clusters: Sequence[object] | None = None,
                  chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[MetricResult]:
     """The four MetricResults (order of ``METRIC_NAMES``); ``n_resamples=0`` gives no interval.
 
+    ``fake_clusters``/``real_clusters``: image id per item, for the clustered bootstrap.
     ``per_sample`` holds the per-item values of :meth:`PrdcParts.per_item`, keyed by
     ``fake_ids`` (precision, density) or ``real_ids`` (recall, coverage) when given. ``n`` is
     the number of generated items. The caller stamps ``system``, ``extractor`` and ``status``
@@ -241,7 +249,8 @@ def prdc_results(real: np.ndarray, fake: np.ndarray, *, nearest_k: int = DEFAULT
     """
     parts = prdc_parts(real, fake, nearest_k, chunk_rows)
     per_item = parts.per_item()
-    intervals = prdc_intervals(parts, n_resamples, seed, alpha) if n_resamples > 0 else {}
+    intervals = (prdc_intervals(parts, n_resamples, seed, alpha, fake_clusters, real_clusters)
+                 if n_resamples > 0 else {})
     results = []
     for name in METRIC_NAMES:
         side = INTERVAL_OVER[name]
