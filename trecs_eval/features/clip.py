@@ -50,6 +50,7 @@ from trecs_eval.features.clip_weights import (
 )
 from trecs_eval.features.identity import ExtractorIdentity, sha256_file
 from trecs_eval.features.text_policy import DEFAULT_TEXT_POLICY, TextChunks, check_policy, chunk_narrative
+from trecs_eval.features.weight_files import checked_cache_file
 
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "openai"
@@ -142,10 +143,9 @@ class ClipEmbedder:
         self.model_name, self.seed, self.cache = model, seed, cache
         self.batch_size, self.progress = batch_size, progress
         self.device = resolve_device(device)
-        if uncalibrated:
+        if uncalibrated:  # our cached file, checked against the sha256 recorded when it was made
             path = uncalibrated_weights_path(model, seed)
-            if not path.is_file():
-                make_calibrated_clip_checkpoint(path, model, seed)
+            checked_cache_file(path, lambda target: make_calibrated_clip_checkpoint(target, model, seed))
             pretrained = str(path)
         self.model, self.preprocess, weights_file, details = load_clip_model(model, pretrained, self.device)
         import open_clip

@@ -5,8 +5,11 @@ Three sources, one loading path (:func:`load_clip_model`):
 * a pretrained tag (``openai``, ``laion2b_s34b_b79k``, ...): open_clip downloads it on first use
   into its cache; without network this stops with :class:`MissingWeightsError` naming
   ``--clip-pretrained PATH`` and ``--uncalibrated-weights``;
-* a local checkpoint PATH: loaded by open_clip's own ``load_checkpoint`` (state dicts, OpenAI
-  JIT archives and third-party layouts are converted there);
+* a local checkpoint PATH: loaded by open_clip's own ``load_checkpoint`` with
+  ``weights_only=True`` (state dicts and third-party layouts are converted there; a pickle that
+  asks for code is refused with a one-line error; OpenAI's TorchScript ``.pt`` is not accepted:
+  its state dict would have to come from running the archive);
+* the default tag's file is checked against a pinned sha256 (:data:`PINNED_SHA256`);
 * ``--uncalibrated-weights``: :func:`make_calibrated_clip_checkpoint` writes a seeded random
   init to a file, which is then loaded as a PATH, exactly as a user's file would be.
 
@@ -22,19 +25,28 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from trecs_eval.errors import ConfigError, MissingWeightsError, UnknownNameError, suggest
+from trecs_eval.atomic import atomic_write
+from trecs_eval.errors import ConfigError, InputError, MissingWeightsError, UnknownNameError, suggest
 from trecs_eval.features.identity import sha256_file
 
 # Bump when the calibration changes (cached checkpoints are found by model, seed and version).
 CALIBRATION_VERSION = 2
 CALIBRATION_IMAGES = 18  # synthetic images for the calibration batch: 6 noise, 6 gradients, 6 blocks
 CALIBRATION_TEXTS = 16  # random token sequences for the calibration batch
+# sha256 of the file each pinned tag resolves to (open_clip prefers the safetensors file of the
+# tag's Hugging Face repo). ViT-B-32/openai: timm/vit_base_patch32_clip_224.openai,
+# open_clip_model.safetensors (revision a6f597a30f7b82c51704746581f9a4e41421e878).
+PINNED_SHA256 = {
+    ("ViT-B-32", "openai"): {
+        "open_clip_model.safetensors": "e6d1bd7789aa45192b3bf90570a789b478bae1b74ebcce7eddd908e83a2b7c31",
+        # OpenAI's own TorchScript archive; its URL carries this digest (OpenAI's convention)
+        "ViT-B-32.pt": "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    },
+}
 NO_WEIGHTS_HINT = (
     "pass --clip-pretrained PATH (a local open_clip checkpoint file), or --uncalibrated-weights "
     "for seeded random weights (results are stamped UNCALIBRATED)"
@@ -130,12 +142,9 @@ def make_calibrated_clip_checkpoint(
     torch.manual_seed(seed)  # open_clip's init draws from the global generator
     clip = open_clip.create_model(model, pretrained=None)
     calibrate_clip(clip, seed)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as tmp:
-        torch.save(clip.state_dict(), tmp)
-    os.replace(tmp.name, target)
-    return sha256_file(str(target))
+    with atomic_write(path, "wb") as handle:  # a file object: the same bytes on every save
+        torch.save(clip.state_dict(), handle)
+    return sha256_file(str(path))
 
 
 def _openai_style_quick_gelu(model: str, pretrained: str) -> bool:
@@ -200,6 +209,21 @@ def resolve_tag(model: str, tag: str) -> str:
         ) from err
 
 
+def check_pinned_sha256(model: str, tag: str, weights_file: str) -> None:
+    """A pinned tag's file must have its pinned sha256 (MissingWeightsError otherwise)."""
+    pins = PINNED_SHA256.get((model, tag))
+    if pins is None:
+        return
+    name = os.path.basename(weights_file)
+    digest = sha256_file(weights_file)
+    if pins.get(name) != digest:
+        raise MissingWeightsError(
+            f"CLIP weights {model}/{tag} at {weights_file} have sha256 {digest[:16]}..., "
+            f"pinned: {', '.join(f'{k} {v[:16]}...' for k, v in pins.items())}",
+            hint="delete the file to download it again, or pass --clip-pretrained PATH to use "
+                 "this file as an unpinned checkpoint (its sha256 is recorded)")
+
+
 def load_clip_model(model: str, pretrained: str, device: str) -> tuple[Any, Any, str, dict[str, Any]]:
     """``(model, preprocess, weights_file, details)`` for a tag or a local file (see module doc).
 
@@ -219,15 +243,20 @@ def load_clip_model(model: str, pretrained: str, device: str) -> tuple[Any, Any,
         )
     quick_gelu = False if is_file else _openai_style_quick_gelu(model, pretrained)
     weights_file = pretrained if is_file else resolve_tag(model, pretrained)
-    try:  # tags and files load the same way: from the resolved file, tag preprocessing passed on
-        clip, _, preprocess = open_clip.create_model_and_transforms(
-            model, pretrained=weights_file, device=device, force_quick_gelu=quick_gelu,
-            **({} if is_file else _tag_preprocessing(model, pretrained)),
-        )
-    except (RuntimeError, KeyError, ValueError, OSError, EOFError) as err:
-        raise MissingWeightsError(
-            f"cannot load CLIP checkpoint {weights_file!r} into {model!r}: {err}", hint=NO_WEIGHTS_HINT
-        ) from err
+    if not is_file:
+        check_pinned_sha256(model, pretrained, weights_file)
+    # tags and files load the same way: from the resolved file, tag preprocessing passed on
+    clip, _, preprocess = open_clip.create_model_and_transforms(
+        model, pretrained=None, device=device, force_quick_gelu=quick_gelu,
+        **({} if is_file else _tag_preprocessing(model, pretrained)),
+    )
+    try:  # weights_only=True: a checkpoint is tensors, never code
+        open_clip.load_checkpoint(clip, weights_file, weights_only=True, device=device)
+    except Exception as err:  # UnpicklingError, RuntimeError (shapes), KeyError, BadZipFile, ...
+        detail = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        raise InputError(f"cannot load this CLIP checkpoint into {model!r} ({detail})",
+                         path=str(weights_file), field="clip_pretrained",
+                         hint=NO_WEIGHTS_HINT) from err
     clip.eval()
     details = {"source": "file" if is_file else "tag", "quick_gelu": quick_gelu}
     return clip, preprocess, str(weights_file), details

@@ -7,6 +7,10 @@ PyTorch), loaded from a weights file (see :mod:`trecs_eval.features.weights`). P
 (:mod:`trecs_eval.features.images`) in loader workers; the rest of the forward pass is
 torch-fidelity's, step for step: ``x = (x - 128) / 128``, the Inception blocks, average pool,
 ``logits = pool @ fc.weight.T``.
+
+Weights in NVIDIA's TorchScript format (the ``weights`` extra) are re-keyed into the same
+network (:mod:`trecs_eval.features.weight_files`); they have no classifier, so ``logits`` is then
+(n, 0) and IS is unavailable. Every weights file is read without unpickling code.
 """
 
 from __future__ import annotations
@@ -24,8 +28,15 @@ from tqdm import tqdm
 from trecs_eval.device import resolve_device
 from trecs_eval.errors import InputError
 from trecs_eval.features.cache import FeatureCache, content_key_for_file
+from trecs_eval.features.calibration import inception_skeleton
 from trecs_eval.features.identity import ExtractorIdentity
 from trecs_eval.features.images import ImageReport, image_batches, inspect_images
+from trecs_eval.features.weight_files import (
+    TORCHSCRIPT_FORMAT,
+    load_state_dict_file,
+    nvidia_to_torch_fidelity,
+    read_torchscript_tensors,
+)
 from trecs_eval.features.weights import ResolvedWeights, resolve_inception_weights
 
 EXTRACTOR_NAME = "inception-v3-compat"  # torch-fidelity's name for this network
@@ -58,25 +69,42 @@ def select_device(device: str) -> torch.device:
     return torch.device(resolve_device(device))
 
 
+def inception_state_dict(weights: ResolvedWeights, template: dict[str, torch.Tensor]
+                         ) -> dict[str, torch.Tensor]:
+    """The torch-fidelity state dict of a weights file of either format (no code unpickled)."""
+    path = weights.path
+    if weights.format == TORCHSCRIPT_FORMAT:
+        return nvidia_to_torch_fidelity(read_torchscript_tensors(path), template, path)
+    return load_state_dict_file(path, field="inception_weights", what="Inception weights")
+
+
 def load_inception(weights: ResolvedWeights, device: torch.device) -> FeatureExtractorInceptionV3:
-    """torch-fidelity's Inception with the given weights file (the user-file code path)."""
+    """torch-fidelity's Inception with the given weights (``fc`` absent for NVIDIA's format)."""
+    model = inception_skeleton()
+    state = inception_state_dict(weights, model.state_dict())
     try:
-        model = FeatureExtractorInceptionV3(EXTRACTOR_NAME, list(LAYERS),
-                                            feature_extractor_weights_path=str(weights.path))
-    except (RuntimeError, OSError, EOFError, ValueError, KeyError) as err:
-        raise InputError(f"not an Inception-v3 (torch-fidelity) state dict: {err}",
+        result = model.load_state_dict(state, strict=weights.has_classifier)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:300]
+        raise InputError(f"not an Inception-v3 (torch-fidelity) state dict: {detail}",
                          path=str(weights.path), field="inception_weights") from err
+    if any(not k.startswith("fc.") for k in result.missing_keys) or result.unexpected_keys:
+        raise InputError("not an Inception-v3 state dict", path=str(weights.path),
+                         field="inception_weights")
     return model.to(device)
 
 
-def inception_forward(model: FeatureExtractorInceptionV3, x: torch.Tensor
+def inception_forward(model: FeatureExtractorInceptionV3, x: torch.Tensor, logits: bool = True
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 3, 299, 299) float in [0, 255] -> (pool (B, 2048), logits_unbiased (B, 1008))."""
+    """(B, 3, 299, 299) float in [0, 255] -> (pool (B, 2048), logits_unbiased (B, 1008)).
+
+    ``logits=False`` (weights without a classifier) gives logits of shape (B, 0).
+    """
     x = (x - 128) / 128
     for name in _BLOCKS:
         x = getattr(model, name)(x)
     pool = torch.flatten(x, 1)
-    return pool, pool.mm(model.fc.weight.T)
+    return pool, (pool.mm(model.fc.weight.T) if logits else pool.new_zeros((len(pool), 0)))
 
 
 @dataclass
@@ -108,8 +136,10 @@ class InceptionExtractor:
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         self.cache = cache if cache is not None else FeatureCache()
         self.identity = ExtractorIdentity(
-            name=EXTRACTOR_NAME, weights_sha256=self.weights.sha256, layers=LAYERS,
-            preprocessing=preprocessing, dtype="float32", uncalibrated=self.weights.uncalibrated)
+            name=EXTRACTOR_NAME, weights_sha256=self.weights.sha256,
+            layers=LAYERS if self.weights.has_classifier else LAYERS[:1],
+            preprocessing=preprocessing, dtype="float32", uncalibrated=self.weights.uncalibrated,
+            extra={"weights_format": self.weights.format})
         self._model: FeatureExtractorInceptionV3 | None = None
 
     @property
@@ -130,9 +160,11 @@ class InceptionExtractor:
         todo = {key: path for key, path in zip(keys, paths, strict=True) if key not in rows}
         if todo:
             rows.update(self._compute(list(todo.items()), ident))
+        width = LOGITS_DIM if self.weights.has_classifier else 0
         return InceptionFeatures(
             pool=np.stack([rows[k]["pool"] for k in keys]) if keys else np.zeros((0, POOL_DIM)),
-            logits=np.stack([rows[k]["logits"] for k in keys]) if keys else np.zeros((0, LOGITS_DIM)),
+            logits=(np.stack([rows[k]["logits"] for k in keys]) if keys and width
+                    else np.zeros((len(keys), width), np.float32)),
             paths=tuple(paths), identity=self.identity, report=report,
             cache_hits=hits, cache_misses=len(keys) - hits)
 
@@ -150,9 +182,10 @@ class InceptionExtractor:
                 failed = [e for e in errors if e]
                 if failed:
                     raise InputError(failed[0])
-                pool, logits = inception_forward(model, images.to(self.device))
+                pool, logits = inception_forward(model, images.to(self.device),
+                                                 logits=self.weights.has_classifier)
                 pool_np, logits_np = pool.float().cpu().numpy(), logits.float().cpu().numpy()
-                batch = {todo[i][0]: {"pool": p, "logits": q}
+                batch = {todo[i][0]: {"pool": p, "logits": q} if q.size else {"pool": p}
                          for i, p, q in zip(indices.tolist(), pool_np, logits_np, strict=True)}
                 self.cache.put_many(ident, batch)
                 out.update(batch)

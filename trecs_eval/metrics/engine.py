@@ -201,6 +201,12 @@ def _kid(gen: InceptionFeatures, ref: InceptionFeatures, seed: int, n_bootstrap:
 def _is(gen: InceptionFeatures, seed: int, n_bootstrap: int, alpha: float, splits: int
         ) -> MetricResult:
     """IS with a t-interval over its independent splits (covers IS at split size n/splits)."""
+    if gen.logits.shape[1] == 0:  # weights without the 1008-way classifier (NVIDIA format)
+        fmt = gen.identity.extra.get("weights_format", "?")
+        return MetricResult("is", math.nan, inception_score.INFO.higher_is_better, len(gen),
+                            seed=seed, status="unavailable", params={"splits": splits},
+                            warnings=(f"IS unavailable: these Inception weights ({fmt}) have no "
+                                      "1008-way classifier; FID and KID do not need it",))
     point = inception_score.logits_to_inception_score(gen.logits, seed=seed, splits=splits)
     low = high = math.nan
     if n_bootstrap > 0:
@@ -245,7 +251,8 @@ def image_metrics(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStat
     identity = gen.identity.to_dict()
     status = "uncalibrated" if gen.identity.uncalibrated else "ok"
     images = gen.report.to_dict()
-    return [replace(m, system=system, extractor=identity, status=status,
+    return [replace(m, system=system, extractor=identity,
+                    status=m.status if m.status == "unavailable" else status,
                     params={**m.params, "n_bootstrap": n_bootstrap, "alpha": alpha,
                             "preprocessing": gen.identity.preprocessing, "images": images})
             for m in results]

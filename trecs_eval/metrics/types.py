@@ -25,7 +25,9 @@ class MetricResult:
     spread a metric reports by convention (KID over subsets, IS over splits). ``per_sample``
     maps item ids to per-item values where the metric has them. ``status`` is ``"ok"`` or
     ``"uncalibrated"`` (random weights: never a real number) or ``"failed"`` (value NaN and the
-    reason in ``warnings``): a failure is never turned into a number.
+    reason in ``warnings``): a failure is never turned into a number; ``"unavailable"`` (value
+    NaN, the reason in ``warnings``): the extractor cannot give this metric, e.g. IS with
+    Inception weights that lack the classifier.
     """
 
     name: str
