@@ -13,6 +13,7 @@ import pytest
 from reports.history import load_history
 from reports.load import load_run
 from reports.tables import (
+    UNAVAILABLE_NOTE,
     UNCALIBRATED_BANNER,
     UNCALIBRATED_MARK,
     Cell,
@@ -216,3 +217,19 @@ def test_bar_charts_switch_to_log_scale_only_for_wide_positive_ranges() -> None:
     assert not wants_log_scale([84.1, 88.8, 253.5])
     assert not wants_log_scale([-0.13, 0.7, 1.5e7])  # KID can be negative: no log axis
     assert not wants_log_scale([float("nan")])
+
+
+def test_mixed_calibration_marks_only_random_cells_and_unavailable_is_said_in_every_format():
+    """Real Inception (FID ok, IS unavailable: no classifier) beside random CLIP (uncalibrated)."""
+    cells = ((Cell(12.5, status="ok"), Cell(status="unavailable"), Cell(0.31, status="uncalibrated")),
+             (Cell(30.0, status="ok"), Cell(status="unavailable"), Cell(0.29, status="uncalibrated")))
+    columns = (Column("fid", "FID", False, 2), Column("is", "IS", True, 2),
+               Column("clip_score", "CLIPScore", True, 2))
+    table = Table("t", columns, ("a", "b"), cells, uncalibrated=True, ci_style="none")
+    md = _md_cells(table.to_markdown())
+    assert md["a"] == ["**12.50**", "unavailable", f"**0.31{UNCALIBRATED_MARK}**"]
+    assert UNAVAILABLE_NOTE in table.to_markdown() and UNAVAILABLE_NOTE.split(":")[0] in table.to_latex()
+    frame = pd.read_csv(io.StringIO(table.to_csv()))
+    assert list(frame["is_status"]) == ["unavailable"] * 2 and list(frame["fid_status"]) == ["ok"] * 2
+    html = table.to_html()
+    assert '<td class="unavailable">unavailable</td>' in html and "12.50</strong></td>" in html

@@ -254,9 +254,8 @@ def load_clip_model(model: str, pretrained: str, device: str) -> tuple[Any, Any,
         open_clip.load_checkpoint(clip, weights_file, weights_only=True, device=device)
     except Exception as err:  # UnpicklingError, RuntimeError (shapes), KeyError, BadZipFile, ...
         detail = " ".join(f"{type(err).__name__}: {err}".split())[:300]
-        raise InputError(f"cannot load this CLIP checkpoint into {model!r} ({detail})",
-                         path=str(weights_file), field="clip_pretrained",
-                         hint=NO_WEIGHTS_HINT) from err
+        raise InputError(f"cannot load this CLIP checkpoint into {model!r}; only tensors may be "
+                         f"unpickled ({detail})", path=str(weights_file), field="clip_pretrained") from err
     clip.eval()
     details = {"source": "file" if is_file else "tag", "quick_gelu": quick_gelu}
     return clip, preprocess, str(weights_file), details

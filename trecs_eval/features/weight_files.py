@@ -68,9 +68,8 @@ _MIXED = {"mixed": ("Mixed_5b", _BLOCK_A), "mixed_1": ("Mixed_5c", _BLOCK_A),
 
 def _refused(path: str | Path, what: str, err: BaseException, field: str) -> InputError:
     detail = " ".join(str(err).split())[:300]  # one line, bounded: torch's pickle errors span pages
-    return InputError(f"cannot load {what} safely ({type(err).__name__}: {detail})", path=str(path),
-                      field=field, hint="only plain tensor files load (torch.load weights_only=True, "
-                                        "safetensors, or a TorchScript Inception archive)")
+    return InputError(f"refused to load {what}: only tensors may be unpickled "
+                      f"({type(err).__name__}: {detail})", path=str(path), field=field)
 
 
 def load_state_dict_file(path: str | Path, field: str, what: str = "weights") -> dict[str, Any]:
