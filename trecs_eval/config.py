@@ -131,8 +131,9 @@ class ReferenceSpec:
 
 @dataclass(frozen=True)
 class ExtractorSpec:
-    """Feature extractors. ``None`` weights mean the standard published weights (cached or
-    downloaded); ``uncalibrated = true`` uses seeded random weights and stamps every result."""
+    """Feature extractors. ``None`` weights mean the standard published weights (cached, the
+    ``weights`` extra, or downloaded); ``uncalibrated = true`` uses seeded random weights for every
+    extractor not given a weights file (an ``inception_weights`` file wins) and stamps its results."""
 
     inception_weights: Path | None = None
     preprocessing: str = "tf1"

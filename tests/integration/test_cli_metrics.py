@@ -79,8 +79,11 @@ def test_mismatched_statistics_and_bad_input_exit_2(folders: tuple[Path, Path], 
 def test_no_weights_offline_exit_2_names_the_flags(folders: tuple[Path, Path], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from trecs_eval.features import weights as weights_module
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("TRECS_EVAL_OFFLINE", "1")
+    monkeypatch.setattr(weights_module, "packaged_weights_path", lambda: None)  # no weights extra
     gen, ref = folders
     assert main(["metrics", "--generated", str(gen), "--reference", str(ref), "--metrics", "fid"]) == 2
     err = capsys.readouterr().err

