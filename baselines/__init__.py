@@ -14,6 +14,7 @@ BUILTIN_GENERATORS: dict[str, str] = {
     "noise": "baselines.noise:NoiseGenerator",
     "mean-color": "baselines.noise:MeanColorGenerator",
     "diffusers": "baselines.diffusers_t2i:DiffusersGenerator",
+    "gligen": "baselines.gligen:GligenGenerator",
     "trecs": "reference_pipeline.generator:TReCSGenerator",
 }
 

@@ -1,102 +1,95 @@
-"""``diffusers``: Stable Diffusion family text-to-image through the optional diffusers library.
+"""``diffusers``: Stable Diffusion family text-to-image (1.x, 2.x, XL) through the diffusers library.
 
-Install with ``pip install 'trecs-eval[diffusers]'``. The model comes from ``model`` (a Hugging
-Face id found in the local cache, or a local folder); nothing is downloaded unless
-``allow_download = true``. Localized Narratives are often longer than the 77 tokens of the
-CLIP text encoder, so the long-narrative policy is a *required* parameter, never implicit:
-
-* ``truncate``: the whole caption; the tokenizer cuts it at 77 tokens (often mid-sentence).
-* ``whole_utterances``: the longest prefix of whole utterances (``timed_caption``, or sentences
-  when there are none) that fits in 77 tokens; never cuts inside an utterance.
-
-How many prompts were cut is counted in :attr:`DiffusersGenerator.n_truncated`.
+Install with ``pip install 'trecs-eval[diffusers]'``. ``AutoPipelineForText2Image`` picks the
+pipeline class from the folder's ``model_index.json`` (``StableDiffusionPipeline`` for 1.x/2.x,
+``StableDiffusionXLPipeline`` for XL). Loading, dtype, scheduler, seeds and the long-narrative
+prompt policies are those of :mod:`baselines._diffusion`; the policy is a *required* parameter,
+never implicit. A batch of items is one pipeline call (a list of prompts and one generator per
+item). What made the images (folder sha256, scheduler, steps, guidance, dtype, seed and prompt
+policy, truncated prompts) is returned by :meth:`DiffusersGenerator.describe` and written to
+``results.json``.
 """
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from baselines._common import read_params
+from baselines._diffusion import (
+    DTYPES,
+    TEXT_POLICIES,
+    describe_pipeline,
+    folder_sha256,
+    import_diffusers,
+    item_generators,
+    load_pipeline,
+    model_folder,
+    prompt_for,
+    resolve_dtype,
+)
 from trecs_eval.data.evalset import EvalItem
-from trecs_eval.errors import ConfigError, MissingWeightsError
-from trecs_eval.generation.protocol import Capabilities, Generation, GeneratorContext, item_seed
+from trecs_eval.generation.protocol import Capabilities, Generation, GeneratorContext
 
-TEXT_POLICIES = ("truncate", "whole_utterances")
-CLIP_MAX_TOKENS = 77  # including the start and end tokens
-_DEFAULTS: dict[str, Any] = {
-    "model": None, "text_policy": None, "steps": 25, "guidance_scale": 7.5,
-    "image_size": 0, "dtype": "float32", "allow_download": False,
+DEFAULTS: dict[str, Any] = {
+    "model": None, "text_policy": None, "steps": 25, "guidance_scale": 7.5, "image_size": 0,
+    "dtype": "auto", "scheduler": "", "allow_download": False,
 }
+CHOICES: dict[str, tuple[Any, ...]] = {"text_policy": TEXT_POLICIES, "dtype": DTYPES}
 
 
-def import_diffusers() -> Any:
-    """The diffusers module, or a ConfigError naming the optional extra to install."""
-    try:
-        return importlib.import_module("diffusers")
-    except ImportError:
-        raise ConfigError("system 'diffusers' needs the diffusers library, which is not installed",
-                          hint="pip install 'trecs-eval[diffusers]'") from None
+class DiffusionBase:
+    """Parameter reading, pipeline loading and :meth:`describe` shared by the diffusion systems."""
 
+    name: ClassVar[str]
+    version: ClassVar[str] = "2"
 
-class DiffusersGenerator:
-    """Params: ``model`` and ``text_policy`` (required), ``steps``, ``guidance_scale``,
-    ``image_size`` (0 = the model's native size), ``dtype``, ``allow_download``."""
-
-    name: ClassVar[str] = "diffusers"
-    version: ClassVar[str] = "1"
-    capabilities: ClassVar[Capabilities] = Capabilities(uses_traces=False, returns_canvas=False)
-
-    def __init__(self, params: Mapping[str, Any], context: GeneratorContext) -> None:
-        p = read_params(self.name, params, _DEFAULTS, required=("model", "text_policy"),
-                        choices={"text_policy": TEXT_POLICIES, "dtype": ("float32", "float16", "bfloat16")})
+    def __init__(self, params: Mapping[str, Any], context: GeneratorContext, defaults: Mapping[str, Any],
+                 choices: Mapping[str, tuple[Any, ...]], loader_name: str) -> None:
+        p = read_params(self.name, params, defaults, required=("model", "text_policy"), choices=choices)
         self.p = p
         self.device = "cuda" if context.device == "cuda" else "cpu"
-        diffusers = import_diffusers()
-        import torch
-
-        try:
-            self.pipe = diffusers.AutoPipelineForText2Image.from_pretrained(
-                p["model"], torch_dtype=getattr(torch, p["dtype"]), local_files_only=not p["allow_download"])
-        except (OSError, ValueError) as err:
-            raise MissingWeightsError(
-                f"diffusers: cannot load model {p['model']!r} ({err})",
-                hint="pass a local model folder as params.model, or set params.allow_download = true "
-                     "on a machine with network access") from None
-        self.pipe.to(self.device)
-        self.pipe.set_progress_bar_config(disable=True)
-        self.n_truncated = 0
+        self.dtype = resolve_dtype(self.name, p["dtype"], self.device)
+        loader = getattr(import_diffusers(), loader_name)
+        self.pipe = load_pipeline(self.name, loader, p["model"], self.dtype, p["allow_download"], self.device,
+                                  p["scheduler"])
+        self._folder_hash: str | None = None
 
     def prompt(self, item: EvalItem) -> str:
         """The prompt for ``item`` under the configured long-narrative policy."""
-        tokenizer = self.pipe.tokenizer
-        caption = item.narrative.caption
-        fits = len(tokenizer(caption).input_ids) <= CLIP_MAX_TOKENS
-        if not fits:
-            self.n_truncated += 1
-        if fits or self.p["text_policy"] == "truncate":
-            return caption
-        units = [u.utterance for u in item.narrative.timed_caption] or re.split(r"(?<=[.!?])\s+", caption)
-        kept: list[str] = []
-        for unit in units:
-            if len(tokenizer(" ".join([*kept, unit])).input_ids) > CLIP_MAX_TOKENS:
-                break
-            kept.append(unit)
-        return " ".join(kept)
+        return prompt_for(self.pipe.tokenizer, item, self.p["text_policy"])[0]
+
+    def size_kwargs(self) -> dict[str, int | None]:
+        size = self.p["image_size"] or None
+        return {"height": size, "width": size}
+
+    def describe(self, items: Sequence[EvalItem]) -> dict[str, Any]:
+        """Provenance for ``results.json`` (folder hashed once, on first call)."""
+        if self._folder_hash is None:
+            folder = model_folder(self.p["model"])
+            self._folder_hash = folder_sha256(folder) if folder is not None else ""
+        return describe_pipeline(self.pipe, self.p["model"], self._folder_hash or None, self.p, self.dtype,
+                                 items)
+
+
+def to_generations(images: Sequence[Any]) -> list[Generation]:
+    return [Generation(np.asarray(image.convert("RGB"), dtype=np.uint8)) for image in images]
+
+
+class DiffusersGenerator(DiffusionBase):
+    """Params: ``model`` and ``text_policy`` (required), ``steps``, ``guidance_scale``,
+    ``image_size`` (0 = the model's native size), ``dtype``, ``scheduler``, ``allow_download``."""
+
+    name: ClassVar[str] = "diffusers"
+    capabilities: ClassVar[Capabilities] = Capabilities(uses_traces=False, returns_canvas=False)
+
+    def __init__(self, params: Mapping[str, Any], context: GeneratorContext) -> None:
+        super().__init__(params, context, DEFAULTS, CHOICES, "AutoPipelineForText2Image")
 
     def generate(self, items: Sequence[EvalItem], seed: int) -> list[Generation]:
-        import torch
-
-        out = []
-        size = self.p["image_size"] or None
-        for it in items:
-            rng = torch.Generator(self.device).manual_seed(item_seed(seed, it.item_id))
-            image = self.pipe(self.prompt(it), num_inference_steps=self.p["steps"],
-                              guidance_scale=self.p["guidance_scale"], generator=rng,
-                              height=size, width=size).images[0]
-            out.append(Generation(np.asarray(image.convert("RGB"), dtype=np.uint8)))
-        return out
+        out = self.pipe([self.prompt(it) for it in items], num_inference_steps=self.p["steps"],
+                        guidance_scale=self.p["guidance_scale"],
+                        generator=item_generators(items, seed, self.device), **self.size_kwargs())
+        return to_generations(out.images)

@@ -152,17 +152,22 @@ def _bbox(mask: np.ndarray) -> Box:
     return float(rows[0]), float(cols[0]), float(rows[-1] + 1), float(cols[-1] + 1)
 
 
+def grown_trace_box(points: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1): the bbox of (K, 2) (x, y) points (= the bbox of their convex hull), enlarged
+    about its centre by ``TRACE_BOX_GROWTH``: scribbles cover an object's core, not its outline.
+    Works in any units (normalized or pixels); the box is not clipped to the image."""
+    (tx0, ty0), (tx1, ty1) = points.min(axis=0), points.max(axis=0)
+    half_w, half_h = (tx1 - tx0) * TRACE_BOX_GROWTH / 2, (ty1 - ty0) * TRACE_BOX_GROWTH / 2
+    cx, cy = (tx0 + tx1) / 2, (ty0 + ty1) / 2
+    return float(cx - half_w), float(cy - half_h), float(cx + half_w), float(cy + half_h)
+
+
 def place_on_trace(mask: np.ndarray, points: np.ndarray, mask_index: int, label: int,
                    instance_id: int, bbox: Box | None = None) -> Placement:
     """The placement rule of the module doc for one mask (canvas-sized) and normalized trace points."""
     height, width = mask.shape
     y0, x0, y1, x1 = bbox if bbox is not None else _bbox(mask)
-    px = points * np.array([width, height], dtype=np.float64)
-    (tx0, ty0), (tx1, ty1) = px.min(axis=0), px.max(axis=0)
-    # Enlarge the target box about its centre: scribbles cover an object's core, not its outline.
-    half_w, half_h = (tx1 - tx0) * TRACE_BOX_GROWTH / 2, (ty1 - ty0) * TRACE_BOX_GROWTH / 2
-    cx, cy = (tx0 + tx1) / 2, (ty0 + ty1) / 2
-    tx0, tx1, ty0, ty1 = cx - half_w, cx + half_w, cy - half_h, cy + half_h
+    tx0, ty0, tx1, ty1 = grown_trace_box(points * np.array([width, height], dtype=np.float64))
     scale = []
     for target, source in ((ty1 - ty0, y1 - y0), (tx1 - tx0, x1 - x0)):
         ratio = float(np.clip(target / source, SCALE_MIN, SCALE_MAX))

@@ -150,6 +150,32 @@ def tagger_from_train_dir(name: str, train_dir: Path, seed: int = 0, work_dir: P
     return tagger
 
 
+def make_tagger(kind: str, seed: int, checkpoint: str | None, context: GeneratorContext,
+                system: str) -> _Tagger:
+    """The word tagger of a system using predicted tags: ``checkpoint`` (a tagger saved by
+    ``trecs-eval pipeline train-tagger``) or ``kind`` trained on the context's train folder."""
+    if checkpoint:
+        from reference_pipeline.tag import load_tagger
+
+        return load_tagger(checkpoint)
+    if context.train_dir is None:
+        raise ConfigError(f"the {system} generator needs a train folder for tagger training",
+                          hint="set dataset.train_dir, or params tagger_checkpoint=FILE, or tags='oracle'")
+    return tagger_from_train_dir(kind, Path(context.train_dir), seed, context.work_dir)
+
+
+def item_tags(item: EvalItem, source: str, tagger: _Tagger | None) -> list[str]:
+    """Gold tags (``source="oracle"``) or ``tagger``'s prediction for the item's words."""
+    words = item.narrative.words
+    if source == "oracle":
+        if item.gold_tags is None or len(item.gold_tags) != len(words):
+            raise InputError(f"item {item.item_id}: tags='oracle' needs one gold tag per word "
+                             f"({len(words)} words)", field="gold_tags")
+        return list(item.gold_tags)
+    assert tagger is not None
+    return tagger.tag(words)
+
+
 class TReCSGenerator:
     """Tag -> Retrieve -> Compose -> Synthesize; returns the image, the label canvas and the instances."""
 
@@ -168,14 +194,8 @@ class TReCSGenerator:
                                                                             context.work_dir)
         self.retriever: Retriever = (clip_retriever(self.bank, p.clip_weights, p.clip_model, context.device)
                                      if p.retriever == "clip" else BM25Retriever(self.bank))
-        self.tagger: _Tagger | None = None
-        if p.tags == "predicted" and p.tagger_checkpoint:
-            from reference_pipeline.tag import load_tagger
-
-            self.tagger = load_tagger(p.tagger_checkpoint)
-        elif p.tags == "predicted":
-            self.tagger = tagger_from_train_dir(p.tagger, self._train_dir("tagger training"), p.tagger_seed,
-                                       context.work_dir)
+        self.tagger = (make_tagger(p.tagger, p.tagger_seed, p.tagger_checkpoint, context, "trecs")
+                       if p.tags == "predicted" else None)
         self.collage = CollageSynthesizer(self.bank)
         self.spade = None
         if self.params.synthesizer == "spade":
@@ -191,14 +211,7 @@ class TReCSGenerator:
 
     def tags_for(self, item: EvalItem) -> list[str]:
         """Gold tags (oracle) or the tagger's prediction for the item's words."""
-        words = item.narrative.words
-        if self.params.tags == "oracle":
-            if item.gold_tags is None or len(item.gold_tags) != len(words):
-                raise InputError(f"item {item.item_id}: tags='oracle' needs one gold tag per word "
-                                 f"({len(words)} words)", field="gold_tags")
-            return list(item.gold_tags)
-        assert self.tagger is not None
-        return self.tagger.tag(words)
+        return item_tags(item, self.params.tags, self.tagger)
 
     def generate_one(self, item: EvalItem, seed: int) -> Generation:
         size = (self.context.image_size, self.context.image_size)

@@ -26,7 +26,7 @@ from trecs_eval.data.localized_narratives import write_narratives_jsonl
 from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, InputError
 from trecs_eval.generation.protocol import GENERATORS, Generator, GeneratorContext
-from trecs_eval.generation.runner import ItemCheck, SystemOutput, generate_system
+from trecs_eval.generation.runner import ItemCheck, SystemOutput, generate_system, read_provenance
 from trecs_eval.measure import Measurements, check_metric_names, measure, sample_rows
 from trecs_eval.results import RunResults, SystemInfo, write_results
 from trecs_eval.rundir import NARRATIVES_FILE, REPORT_DIR, claim_run_dir, write_samples
@@ -232,7 +232,7 @@ def write_run(config: RunConfig, run_dir: Path, evalset: EvalSet, items: Sequenc
         config_hash=config_hash(config),
         config=config_to_dict(config),
         dataset=_json_ready(dataset),
-        systems=tuple(_system_info(b, o) for b, o in zip(built, outputs, strict=True)),
+        systems=tuple(_system_info(b, o, items, run_dir) for b, o in zip(built, outputs, strict=True)),
         metrics=tuple(measured.metrics),
         extractors=measured.extractors,
         versions=measured.versions,
@@ -246,12 +246,24 @@ def write_run(config: RunConfig, run_dir: Path, evalset: EvalSet, items: Sequenc
     return results
 
 
-def _system_info(b: BuiltSystem, out: SystemOutput) -> SystemInfo:
+def _system_info(b: BuiltSystem, out: SystemOutput, items: Sequence[EvalItem], run_dir: Path) -> SystemInfo:
     caps = b.generator.capabilities
     version = str(getattr(b.generator, "version", ""))
     return SystemInfo(name=b.name, generator=b.generator_name, version=version, params=b.params,
                       capabilities=asdict(caps), n_items=len(out.images),
-                      missing_items=tuple(sorted(b.check.missing)), notes=tuple(b.check.notes))
+                      missing_items=tuple(sorted(b.check.missing)), notes=tuple(b.check.notes),
+                      generation=_generation_info(b, items, run_dir))
+
+
+def _generation_info(b: BuiltSystem, items: Sequence[EvalItem], run_dir: Path) -> dict[str, Any]:
+    """The generator's ``describe(items)`` (if it has one) and ``images_per_s`` = items generated /
+    their generation seconds, over every run that generated them (the provenance log)."""
+    describe = getattr(b.generator, "describe", None)
+    info = dict(describe(items)) if describe is not None else {}
+    records = read_provenance(run_dir, b.name)
+    seconds = sum(float(r.get("seconds", 0.0)) for r in records)
+    info["images_per_s"] = round(len(records) / seconds, 4) if seconds > 0 else None
+    return info
 
 
 def _json_ready(value: Any) -> Any:

@@ -41,6 +41,9 @@ class SystemInfo:
     n_items: int = 0
     missing_items: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    generation: dict[str, Any] = field(default_factory=dict)
+    """What made the images: the generator's optional ``describe(items)`` (model hash, scheduler,
+    steps, dtype, seed and prompt policy, ...) plus ``images_per_s`` from the provenance."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""What the diffusion systems (``diffusers``, ``gligen``) share: loading a pipeline from a local
+folder, dtype and scheduler choice, the long-narrative prompt policies, per-item generators and
+the provenance they record (:func:`describe_pipeline`).
+
+* **Model.** ``model`` is a local pipeline folder (``model_index.json`` + component folders, as
+  ``save_pretrained`` writes it) or a Hugging Face id already in the local cache; loading uses
+  ``local_files_only`` unless ``allow_download = true``. The folder is fingerprinted
+  (:func:`folder_sha256`) so results say exactly which weights made the images.
+* **dtype.** ``"auto"`` = ``float16`` on CUDA, ``float32`` on CPU (half precision on a CPU is slow
+  and some kernels lack it, so ``float16`` on CPU is refused).
+* **Scheduler.** ``""`` keeps the folder's scheduler; otherwise the name of a diffusers scheduler
+  class (e.g. ``DPMSolverMultistepScheduler``) built ``from_config`` of the folder's one.
+* **Seeds.** Item ``i`` draws its initial latent from ``torch.Generator(device).manual_seed(
+  item_seed(run_seed, item_id))``: same seed, same bytes; each item has its own generator, so a
+  batch gives each item the latent it would get alone.
+* **Prompt policy** (CLIP's 77 tokens, start and end included): ``truncate`` passes the whole
+  caption (the tokenizer cuts it); ``whole_utterances`` keeps the longest prefix of whole utterances
+  (``timed_caption``, or sentences) that fits, and falls back to the cut caption when even the first
+  utterance is too long. An item counts as *truncated* when its caption exceeds 77 tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trecs_eval.data.evalset import EvalItem
+from trecs_eval.errors import ConfigError, MissingWeightsError
+
+TEXT_POLICIES = ("truncate", "whole_utterances")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+CLIP_MAX_TOKENS = 77  # including the start and end tokens
+SEED_POLICY = "per item: torch.Generator(device).manual_seed(item_seed(run seed, item_id))"
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def import_diffusers() -> Any:
+    """The diffusers module, or a ConfigError naming the optional extra to install."""
+    try:
+        return importlib.import_module("diffusers")
+    except ImportError:
+        raise ConfigError("the diffusion systems need the diffusers library, which is not installed",
+                          hint="pip install 'trecs-eval[diffusers]'") from None
+
+
+def resolve_dtype(system: str, name: str, device: str) -> str:
+    """The torch dtype name for ``name`` on ``device`` (see the module doc)."""
+    if name == "auto":
+        return "float16" if device == "cuda" else "float32"
+    if name == "float16" and device != "cuda":
+        raise ConfigError(f"{system}: dtype 'float16' needs a CUDA device (this run uses {device})",
+                          hint="use dtype = \"auto\" (float32 on CPU) or \"float32\"")
+    return name
+
+
+def load_pipeline(system: str, loader: Any, model: str, dtype: str, allow_download: bool, device: str,
+                  scheduler: str) -> Any:
+    """``loader.from_pretrained(model, ...)`` on ``device`` with the progress bar off; a model that
+    cannot be loaded is a MissingWeightsError naming what to pass."""
+    import torch
+
+    try:
+        pipe = loader.from_pretrained(model, torch_dtype=getattr(torch, dtype),
+                                      local_files_only=not allow_download)
+    except (OSError, ValueError) as err:
+        raise MissingWeightsError(
+            f"{system}: cannot load model {model!r} ({str(err)[:300]})",
+            hint="pass a local pipeline folder as params.model (see README: real weights), or set "
+                 "params.allow_download = true on a machine with network access") from None
+    if scheduler:
+        diffusers = import_diffusers()
+        cls = getattr(diffusers, scheduler, None)
+        if cls is None or not hasattr(cls, "from_config") or not scheduler.endswith("Scheduler"):
+            names = [n for n in dir(diffusers) if n.endswith("Scheduler")]
+            from trecs_eval.errors import suggest
+
+            raise ConfigError(f"{system}: unknown scheduler {scheduler!r}{suggest(scheduler, names)}")
+        pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def model_folder(model: str) -> Path | None:
+    """The folder holding ``model``: itself when it is a folder, else its snapshot in the local
+    Hugging Face cache (None when neither exists)."""
+    if Path(model).is_dir():
+        return Path(model)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model, local_files_only=True))
+    except Exception:
+        return None
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 over the sorted (relative path, file sha256) pairs of every non-hidden file under
+    ``folder`` (symlinks followed, as the HF cache uses them): a renamed folder hashes the same,
+    a changed weight file does not."""
+    outer = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts)):
+        inner = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(HASH_CHUNK_BYTES):
+                inner.update(chunk)
+        outer.update(f"{path.relative_to(folder).as_posix()}\0{inner.hexdigest()}\n".encode())
+    return outer.hexdigest()
+
+
+def n_tokens(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text).input_ids)
+
+
+def prompt_for(tokenizer: Any, item: EvalItem, policy: str) -> tuple[str, bool]:
+    """(prompt, truncated) for ``item`` under ``policy`` (see the module doc)."""
+    caption = item.narrative.caption
+    if n_tokens(tokenizer, caption) <= CLIP_MAX_TOKENS:
+        return caption, False
+    if policy == "truncate":
+        return caption, True
+    units = [u.utterance for u in item.narrative.timed_caption] or re.split(r"(?<=[.!?])\s+", caption)
+    kept: list[str] = []
+    for unit in units:
+        if n_tokens(tokenizer, " ".join([*kept, unit])) > CLIP_MAX_TOKENS:
+            break
+        kept.append(unit)
+    return (" ".join(kept) if kept else caption), True
+
+
+def item_generators(items: Sequence[EvalItem], seed: int, device: str) -> list[Any]:
+    """One seeded torch.Generator per item (:data:`SEED_POLICY`)."""
+    import torch
+
+    from trecs_eval.generation.protocol import item_seed
+
+    return [torch.Generator(device).manual_seed(item_seed(seed, it.item_id)) for it in items]
+
+
+def describe_pipeline(pipe: Any, model: str, folder_hash: str | None, p: dict[str, Any], dtype: str,
+                      items: Sequence[EvalItem]) -> dict[str, Any]:
+    """The provenance every diffusion system records in ``results.json`` (``systems[].generation``)."""
+    truncated = sum(prompt_for(pipe.tokenizer, it, p["text_policy"])[1] for it in items)
+    return {
+        "pipeline": type(pipe).__name__,
+        "model": os.fspath(model),
+        "model_sha256": folder_hash,
+        "scheduler": type(pipe.scheduler).__name__,
+        "steps": p["steps"],
+        "guidance_scale": p["guidance_scale"],
+        "dtype": dtype,
+        "seed_policy": SEED_POLICY,
+        "prompt_policy": p["text_policy"],
+        "max_prompt_tokens": CLIP_MAX_TOKENS,
+        "n_truncated_prompts": int(truncated),
+        "n_items": len(items),
+    }
