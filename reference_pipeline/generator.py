@@ -2,7 +2,7 @@
 
 Per narrative: Tag (gold tags with ``tags="oracle"``, else a tagger trained on the train set's
 TReCS label files) -> Retrieve (BM25 over bank label bags, or CLIP) -> Compose (trace-guided
-canvas, :mod:`reference_pipeline.compose`) -> Synthesize (collage, spade or palette).
+canvas, :mod:`reference_pipeline.compose`) -> Synthesize (collage, spade, ccfpse or palette).
 
 Parameters (all optional):
 
@@ -12,7 +12,8 @@ Parameters (all optional):
   0.71 / 0.75, neural 0.40 / 0.90 (but ~20 s of training on 2 cores), hmm 0.22 / 0.13;
   ``tagger_seed`` (0) for taggers with random init;
 * ``ignore_traces`` (bool): the ablation, masks keep their retrieved positions;
-* ``synthesizer``: ``"collage"`` (default), ``"spade"`` (needs ``spade_checkpoint``), ``"palette"``;
+* ``synthesizer``: ``"collage"`` (default), ``"spade"`` (needs ``spade_checkpoint``), ``"ccfpse"``
+  (the paper's CC-FPSE; needs ``ccfpse_checkpoint``), ``"palette"``;
 * ``bank``: a mask bank folder made by ``trecs-eval pipeline build-bank`` (default: built from
   the train folder); ``tagger_checkpoint``: a tagger saved by ``trecs-eval pipeline
   train-tagger`` (default: trained on the train folder's label files). With both, no train
@@ -22,7 +23,7 @@ Parameters (all optional):
 
 Without ``bank``, the mask bank is built from ``train_dir/annotations.json`` + ``images/`` and
 cached in ``work_dir`` under the sha256 of the annotation file; a trained tagger is cached
-there too. Compose and collage use no randomness; the SPADE latent comes
+there too. Compose and collage use no randomness; the SPADE / CC-FPSE latent comes
 from :func:`~trecs_eval.generation.protocol.item_seed`, so the same seed gives the same bytes.
 """
 
@@ -30,10 +31,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
+
+import numpy as np
 
 from reference_pipeline.bank import MaskBank, build_bank
 from reference_pipeline.compose import compose, trace_sequences
@@ -48,7 +51,7 @@ from trecs_eval.generation.protocol import Capabilities, Generation, GeneratorCo
 
 log = logging.getLogger(__name__)
 
-SYNTHESIZERS = ("collage", "spade", "palette")
+SYNTHESIZERS = ("collage", "spade", "ccfpse", "palette")
 TAG_SOURCES = ("predicted", "oracle")
 RETRIEVERS = ("bm25", "clip")
 
@@ -68,6 +71,7 @@ class TReCSParams:
     synthesizer: str = "collage"
     top_k: int = 5
     spade_checkpoint: str | None = None
+    ccfpse_checkpoint: str | None = None
     retriever: str = "bm25"
     clip_weights: str | None = None
     clip_model: str | None = None
@@ -92,6 +96,9 @@ class TReCSParams:
             raise ConfigError(f"trecs: top_k must be an integer >= 1, got {p.top_k!r}")
         if p.synthesizer == "spade" and not p.spade_checkpoint:
             raise ConfigError("trecs: synthesizer='spade' needs spade_checkpoint=PATH (a SPADE checkpoint)")
+        if p.synthesizer == "ccfpse" and not p.ccfpse_checkpoint:
+            raise ConfigError("trecs: synthesizer='ccfpse' needs ccfpse_checkpoint=PATH (made by "
+                              "`trecs-eval pipeline convert-ccfpse`)")
         if p.retriever == "clip" and not p.clip_weights:
             raise ConfigError("trecs: retriever='clip' needs clip_weights=PATH (open_clip weights)")
         return p
@@ -197,11 +204,15 @@ class TReCSGenerator:
         self.tagger = (make_tagger(p.tagger, p.tagger_seed, p.tagger_checkpoint, context, "trecs")
                        if p.tags == "predicted" else None)
         self.collage = CollageSynthesizer(self.bank)
-        self.spade = None
+        self.network: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None
         if self.params.synthesizer == "spade":
             from reference_pipeline.synthesize.spade import SpadeSynthesizer
 
-            self.spade = SpadeSynthesizer(self.params.spade_checkpoint, context.device)
+            self.network = SpadeSynthesizer(self.params.spade_checkpoint, context.device)
+        elif self.params.synthesizer == "ccfpse":
+            from reference_pipeline.synthesize.ccfpse import CcfpseSynthesizer
+
+            self.network = CcfpseSynthesizer(self.params.ccfpse_checkpoint, context.device)
 
     def _train_dir(self, purpose: str) -> Path:
         if self.context.train_dir is None:
@@ -225,8 +236,8 @@ class TReCSGenerator:
         elif self.params.synthesizer == "palette":
             image = synthesize_palette(comp.labels)
         else:
-            assert self.spade is not None
-            image = self.spade(comp.labels, comp.instances, item_seed(seed, item.item_id))
+            assert self.network is not None
+            image = self.network(comp.labels, comp.instances, item_seed(seed, item.item_id))
         return Generation(image=image, canvas=comp.labels, instances=comp.instances)
 
     def generate(self, items: Sequence[EvalItem], seed: int) -> list[Generation]:

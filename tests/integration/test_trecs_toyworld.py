@@ -84,7 +84,7 @@ def test_spade_synthesizer_through_the_generator(world, tmp_path):
     torch.set_num_threads(1)  # tiny convolutions: threads only contend on a shared machine
     torch.manual_seed(0)  # random-init weights of the test checkpoint
     checkpoint = tmp_path / "spade.pt"
-    save_checkpoint(SPADEGenerator(SpadeConfig(ngf=2, z_dim=8, nhidden=4, crop_size=64)), checkpoint)
+    save_checkpoint(SPADEGenerator(SpadeConfig(ngf=2, z_dim=8, nhidden=4, crop_size=64, use_vae=True)), checkpoint)
     params = {"tags": "oracle", "synthesizer": "spade", "spade_checkpoint": str(checkpoint)}
     generator = TReCSGenerator(params, context)
     try:
