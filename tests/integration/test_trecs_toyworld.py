@@ -78,14 +78,22 @@ def test_registered_protocol_and_capabilities(world):
     assert not ablation.capabilities.uses_traces
 
 
-def test_spade_synthesizer_through_the_generator(world, tmp_path):
+@pytest.mark.parametrize("synthesizer", ["spade", "ccfpse"])
+def test_network_synthesizers_through_the_generator(world, tmp_path, synthesizer):
     items, context = world
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny convolutions: threads only contend on a shared machine
     torch.manual_seed(0)  # random-init weights of the test checkpoint
-    checkpoint = tmp_path / "spade.pt"
-    save_checkpoint(SPADEGenerator(SpadeConfig(ngf=2, z_dim=8, nhidden=4, crop_size=64, use_vae=True)), checkpoint)
-    params = {"tags": "oracle", "synthesizer": "spade", "spade_checkpoint": str(checkpoint)}
+    checkpoint = tmp_path / f"{synthesizer}.pt"
+    if synthesizer == "spade":
+        save_checkpoint(SPADEGenerator(SpadeConfig(ngf=2, z_dim=8, nhidden=4, crop_size=64, use_vae=True)),
+                        checkpoint)
+    else:
+        from reference_pipeline.synthesize import ccfpse
+
+        ccfpse.save_checkpoint(ccfpse.CondConvGenerator(ccfpse.CcfpseConfig(ngf=2, z_dim=8, crop_size=64,
+                                                                            nhidden=4)), checkpoint)
+    params = {"tags": "oracle", "synthesizer": synthesizer, f"{synthesizer}_checkpoint": str(checkpoint)}
     generator = TReCSGenerator(params, context)
     try:
         a, b = generator.generate([items[0], items[0]], seed=5)
@@ -103,6 +111,8 @@ def test_bad_parameters_and_inputs_are_clear_errors(world):
         TReCSGenerator({"synthesizer": "colage"}, context)
     with pytest.raises(ConfigError, match="spade_checkpoint"):
         TReCSGenerator({"synthesizer": "spade"}, context)
+    with pytest.raises(ConfigError, match="ccfpse_checkpoint"):
+        TReCSGenerator({"synthesizer": "ccfpse"}, context)
     with pytest.raises(ConfigError, match="train folder for the mask bank"):
         TReCSGenerator({}, GeneratorContext())
     from dataclasses import replace

@@ -24,7 +24,8 @@ from trecs_eval.errors import InputError, MissingWeightsError
 
 DOG, GRASS = NAME_TO_ID["dog"], NAME_TO_ID["grass"]
 SCENES = [[("grass", (0, 0, 64, 64)), ("dog", (10, 10, 30, 30))]]
-TINY_SPADE = SpadeConfig(ngf=2, z_dim=8, nhidden=4, crop_size=64, use_vae=True)  # 2×2 -> 64×64 (norm needs >1 px)
+# 2×2 -> 64×64 (norm needs >1 px)
+TINY_SPADE = SpadeConfig(ngf=2, z_dim=8, nhidden=4, crop_size=64, use_vae=True)
 
 
 @pytest.fixture(scope="module")
