@@ -20,6 +20,7 @@ from trecs_eval.features import dinov2_weights as dw
 from trecs_eval.features.cache import FeatureCache
 from trecs_eval.features.dinov2 import DinoV2Extractor, normalize_batch, preprocess_dgm_eval
 from trecs_eval.features.identity import sha256_file
+from trecs_eval.features.weight_files import sha256_sidecar
 from trecs_eval.metrics.fid import features_to_fid
 
 ARCH = "vits14"  # the small member of the family: the same code as ViT-L/14, ~20x cheaper
@@ -130,9 +131,12 @@ def test_uncalibrated_path_is_cached_by_seed_and_deterministic(weights_file) -> 
     target = dw.calibrated_weights_path(ARCH, 0)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(weights_file, target)  # the module fixture's file, made by the same function
+    sha256_sidecar(target).write_text(sha256_file(str(weights_file)) + "\n")  # as if made here
+    before = target.stat().st_mtime_ns
     resolved = dw.resolve_dinov2_weights(None, ARCH, uncalibrated=True, seed=0)
     assert resolved.source == "calibrated-random" and resolved.uncalibrated
     assert resolved.path == target and resolved.sha256 == sha256_file(str(weights_file))
+    assert target.stat().st_mtime_ns == before  # found by seed and checked, not made again
 
 
 @pytest.mark.slow
@@ -170,7 +174,7 @@ def test_release_weights_from_hub_cache_are_sha256_checked(weights_file, tmp_pat
 def test_bad_weights_files_are_input_errors(weights_file, tmp_path) -> None:
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="cannot read DINOv2 weights"):
+    with pytest.raises(InputError, match="refused to load DINOv2 weights"):
         dw.read_state_dict(junk)
     from safetensors.torch import load_file
 

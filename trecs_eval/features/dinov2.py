@@ -37,6 +37,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, InputError
 from trecs_eval.features.cache import FeatureCache, content_key_for_file
 from trecs_eval.features.dinov2_weights import (
@@ -49,7 +50,7 @@ from trecs_eval.features.dinov2_weights import (
 )
 from trecs_eval.features.identity import ExtractorIdentity, library_versions
 from trecs_eval.features.images import decode_rgb
-from trecs_eval.features.inception import keep_malloc_buffers, select_device
+from trecs_eval.features.inception import keep_malloc_buffers
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -110,7 +111,7 @@ class DinoV2Extractor:
             raise ConfigError(f"DINOv2 batch size must be >= 1, got {batch_size}")
         self.arch, self.batch_size, self.progress = arch, batch_size, progress
         self.weights = resolve_dinov2_weights(weights, arch, uncalibrated, seed)
-        self.device = select_device(device)
+        self.device = resolve_device(device)
         self.cache = cache if cache is not None else FeatureCache()
         self.identity = dinov2_identity(arch, self.weights.sha256, self.weights.source,
                                         self.weights.uncalibrated, seed)

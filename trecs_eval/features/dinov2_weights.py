@@ -46,6 +46,7 @@ import torch
 from trecs_eval.errors import ConfigError, InputError, MissingWeightsError, UnknownNameError, suggest
 from trecs_eval.features.cache import default_cache_dir
 from trecs_eval.features.identity import sha256_file
+from trecs_eval.features.weight_files import checked_cache_file, load_state_dict_file
 from trecs_eval.features.weights import OFFLINE_ENV, ResolvedWeights
 
 ARCHS = {
@@ -100,21 +101,12 @@ def resample_pos_embed_like_dinov2(pos_embed: torch.Tensor, grid: int) -> torch.
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a .safetensors file, or of a torch file loaded with ``weights_only=True``."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return dict(load_file(str(path)))
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # safetensors/torch raise many types for a bad file; all mean "not weights"
-        raise InputError(f"cannot read DINOv2 weights ({type(err).__name__}: {err})", path=str(path),
-                         field="dinov2_weights") from err
+    """Tensors of a .safetensors file or a ``weights_only`` torch file, unwrapped from common
+    checkpoint wrappers (``model``, ``state_dict``, ``teacher``); never unpickles code."""
+    state = load_state_dict_file(path, field="dinov2_weights", what="DINOv2 weights")
     for key in ("model", "state_dict", "teacher"):  # common wrappers of released checkpoints
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
+        if isinstance(state.get(key), dict):
             state = state[key]
-    if not isinstance(state, dict):
-        raise InputError("not a state dict", path=str(path), field="dinov2_weights")
     return state
 
 
@@ -191,9 +183,9 @@ def resolve_dinov2_weights(weights: str | os.PathLike[str] | None = None, arch: 
         raise ConfigError("give either --dinov2-weights or --uncalibrated-weights, not both")
     if uncalibrated:
         path = calibrated_weights_path(arch, seed)
-        if not path.is_file():
-            make_calibrated_dinov2_weights(path, arch, seed)
-        return ResolvedWeights(path, sha256_file(str(path)), "calibrated-random", uncalibrated=True)
+        # (re)made unless its bytes match the sha256 recorded when it was made
+        digest = checked_cache_file(path, lambda target: make_calibrated_dinov2_weights(target, arch, seed))
+        return ResolvedWeights(path, digest, "calibrated-random", uncalibrated=True)
     if weights is None or str(weights) == ARCHS[arch]:
         return release_weights(arch)
     if str(weights) in ARCHS.values():

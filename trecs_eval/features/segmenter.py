@@ -160,14 +160,14 @@ class Mask2FormerSegmenter:
     output_ids = PANOPTIC_OUTPUT_IDS
 
     def __init__(self, model_dir: str | os.PathLike[str], device: str = "auto") -> None:
-        from trecs_eval.features.inception import select_device
+        from trecs_eval.device import resolve_device
 
         self.model_dir = Path(model_dir).expanduser()
         if not (self.model_dir / "config.json").is_file():
             raise MissingWeightsError(f"no segmenter checkpoint (config.json) in {self.model_dir}",
                                       hint="save one with save_pretrained() (model and image processor) "
                                            "and pass its directory")
-        self.device = select_device(device)
+        self.device = resolve_device(device)
         self._model, self._processor = self._load()
         self.lut = label_lookup(dict(self._model.config.id2label))
         import transformers
