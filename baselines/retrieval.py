@@ -115,8 +115,11 @@ def _bank_paths(p: Mapping[str, Any], context: GeneratorContext) -> tuple[Path, 
 
 
 def _bank_image(images_dir: Path, narrative: Narrative) -> Path:
-    """``{item_id}.*`` (toyworld, flat naming) or else ``{image_id}.*``."""
+    """``{item_id}.*`` (toyworld, flat naming), else ``{image_id}.*``, else COCO's zero-padded
+    ``{image_id:012d}.jpg`` (``train2017/000000000009.jpg`` for LN image id ``9``)."""
     path = find_image(images_dir, narrative.item_id) or find_image(images_dir, narrative.image_id)
+    if path is None and narrative.image_id.isdigit():
+        path = find_image(images_dir, f"{int(narrative.image_id):012d}", ("jpg",))
     if path is None:
         raise ConfigError(f"retrieval: no image {narrative.item_id}.png or {narrative.image_id}.png|jpg "
                           f"in {images_dir} for a bank narrative")

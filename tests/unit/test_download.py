@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tarfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,10 @@ from trecs_eval.data.download import (
     ConnectionLostError,
     DownloadError,
     download,
+    UnsafeArchiveError,
+    _fetch,
     download_file,
+    source_status,
 )
 from trecs_eval.errors import UnknownNameError
 
@@ -114,10 +118,17 @@ def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
 
 def test_pinned_checksums_of_the_real_trecs_files(server, tmp_path, sequence_labels_dir):
     source = SOURCES["trecs-labels"]
-    for remote in source.files:
+    pinned = [r for r in source.files if r.sha256 is not None]
+    for remote in pinned:
         server.files[f"/{remote.remote_path}"] = (sequence_labels_dir / remote.name).read_bytes()
+    server.files["/sequence_labels/train_coco.words.txt"] = b"a dog\n"
+    server.files["/sequence_labels/train_coco.tags.txt"] = b"dog dog\n"
     paths = download("trecs-labels", tmp_path, base_url=server.url, progress=False)
     assert [p.name for p in paths] == [r.name for r in source.files]
+    # unpinned files: the first download records their sha256
+    entry = json.loads((tmp_path / MANIFEST_NAME).read_text())["files"][
+        "trecs_sequence_labels/train_coco.tags.txt"]
+    assert entry["sha256"] == hashlib.sha256(b"dog dog\n").hexdigest()
     # a mirror with a different file is refused and leaves nothing behind
     server.files["/sequence_labels/val_oi.ids.txt"] = b"tampered\n"
     with pytest.raises(DownloadError, match="does not match the pinned"):
@@ -159,3 +170,56 @@ def test_official_urls_are_the_public_ones():
     assert SOURCES["coco-val2017"].base_url == "http://images.cocodataset.org/zips"
     assert SOURCES["coco-stuff-val2017"].files[0].name == "stuffthingmaps_trainval2017.zip"
     assert "google-research/trecs_image_generation" in SOURCES["trecs-labels"].base_url
+
+
+def _tar(build) -> bytes:
+    """A tar made by ``build(tarfile)``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tf:
+        build(tf)
+    return buffer.getvalue()
+
+
+def _add(tf: tarfile.TarFile, name: str, data: bytes = b"png", **attrs: object) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data) if not attrs else 0
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    tf.addfile(info, io.BytesIO(data) if not attrs else None)
+
+
+@pytest.mark.parametrize(("member", "attrs", "says"), [
+    ("../evil.png", {}, "outside the target"),
+    ("/tmp/evil.png", {}, "outside the target"),
+    ("imgs/link.png", {"type": tarfile.SYMTYPE, "linkname": "../../etc/passwd"}, "symbolic link"),
+    ("imgs/hard.png", {"type": tarfile.LNKTYPE, "linkname": "imgs/1_2.png"}, "hard link"),
+    ("imgs/dev", {"type": tarfile.CHRTYPE}, "device"),
+])
+def test_tar_members_that_could_escape_are_refused_before_anything_is_written(
+        server, tmp_path, member, attrs, says):
+    server.files["/trecs_images.tar"] = _tar(lambda tf: (_add(tf, "imgs/1_2.png"), _add(tf, member, **attrs)))
+    with pytest.raises(UnsafeArchiveError, match=says):
+        download("trecs-images", tmp_path, base_url=server.url, progress=False)
+    assert not (tmp_path / "trecs_released" / "imgs").exists()  # all or nothing
+    assert not (tmp_path / "evil.png").exists()
+
+
+def test_released_tar_is_unpacked_and_status_follows(server, tmp_path):
+    server.files["/trecs_images.tar"] = _tar(lambda tf: _add(tf, "trecs_images/coco/139_7.png", b"x"))
+    assert source_status(tmp_path, SOURCES["trecs-images"]) == "absent"
+    download("trecs-images", tmp_path, base_url=server.url, progress=False)
+    assert (tmp_path / "trecs_released" / "trecs_images" / "coco" / "139_7.png").read_bytes() == b"x"
+    assert source_status(tmp_path, SOURCES["trecs-images"]) == "present"
+
+
+def test_alternative_name_is_taken_when_the_first_is_absent(server, tmp_path):
+    tags = SOURCES["trecs-labels"].files[-1]
+    assert tags.name == "train_coco.tags.txt" and tags.sha256 is None
+    with pytest.raises(DownloadError, match="HTTP 404"):  # neither name exists
+        _fetch(server.url, tmp_path, SOURCES["trecs-labels"], tags, retries=0, progress=False)
+    server.files["/sequence_labels/train_coco.cleaned_tags.txt"] = b"dog\n"
+    rel, entry = _fetch(server.url, tmp_path, SOURCES["trecs-labels"], tags, retries=0, progress=False)
+    assert rel == "trecs_sequence_labels/train_coco.cleaned_tags.txt"
+    assert entry["url"].endswith("/sequence_labels/train_coco.cleaned_tags.txt")
+    assert entry["sha256"] == hashlib.sha256(b"dog\n").hexdigest()
+    assert (tmp_path / rel).read_bytes() == b"dog\n"

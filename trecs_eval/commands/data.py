@@ -22,18 +22,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="list every malformed line instead of stopping at the first")
     check.set_defaults(handler=run_check)
 
-    from trecs_eval.data.download import SOURCES
+    from trecs_eval.data.download_sources import SOURCES
 
     download = sub.add_parser("download", help="download public data (resumable, sha256-checked)",
                               description="datasets: " + "; ".join(
                                   f"{s.name}: {s.description}" for s in SOURCES.values()))
-    download.add_argument("names", nargs="+", metavar="NAME", help=", ".join(SOURCES))
-    download.add_argument("--root", type=Path, required=True, help="folder to download into")
+    download.add_argument("names", nargs="*", metavar="NAME", help=", ".join(SOURCES))
+    download.add_argument("--root", type=Path, default=Path("data"),
+                          help="folder to download into (default: data)")
+    download.add_argument("--list", action="store_true",
+                          help="list every source: size, what needs it, present or not under --root")
     download.add_argument("--base-url", default=None,
                           help="mirror holding the same relative paths "
                                "(default: $TRECS_EVAL_DOWNLOAD_BASE_URL or the official host)")
     download.add_argument("--force", action="store_true", help="download again even if recorded")
     download.set_defaults(handler=run_download)
+
+    _register_prepare(sub)
 
     toy = sub.add_parser("toyworld", help="write the synthetic toyworld dataset")
     toy.add_argument("--n", type=int, default=500, help="number of scenes (default 500)")
@@ -140,9 +145,53 @@ def _check_toyworld(root: Path) -> int:
     return 0
 
 
+def _register_prepare(sub: argparse._SubParsersAction) -> None:
+    from trecs_eval.data.prepare import BENCHMARKS, DEFAULT_TAGGER
+
+    prepare = sub.add_parser("prepare", help="turn the downloads into a ready benchmark (resumable)",
+                             description="Builds the evaluation set and its missing-items report, the "
+                                         "mask bank, the caption bank and the tagger under --root; "
+                                         "finished steps are skipped.")
+    prepare.add_argument("benchmark", choices=BENCHMARKS)
+    prepare.add_argument("--root", type=Path, default=Path("data"),
+                         help="the folder `data download` wrote (default: data)")
+    prepare.add_argument("--tagger", default=DEFAULT_TAGGER,
+                         help=f"tagger kind (default {DEFAULT_TAGGER}; fill, hmm, majority, word-majority)")
+    prepare.add_argument("--seed", type=int, default=0, help="tagger seed (default 0)")
+    prepare.add_argument("--force", action="store_true", help="redo every step")
+    prepare.set_defaults(handler=run_prepare)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from trecs_eval.data.prepare import PrepareOptions, prepare
+
+    options = PrepareOptions(tagger=args.tagger, seed=args.seed, force=args.force,
+                             progress=not getattr(args, "quiet", False))
+    prepare(args.benchmark, args.root, options)
+    print(f"{args.benchmark}: ready under {os.fspath(args.root)} (steps in {args.root / 'prepared.json'})")
+    return 0
+
+
+def print_source_list(root: Path) -> None:
+    """One line per source: name, size, what needs it, present / partial / absent under ``root``."""
+    from trecs_eval.data.download import source_status
+    from trecs_eval.data.download_sources import SOURCES
+
+    rows = [(s.name, s.size, source_status(root, s), s.needed_by) for s in SOURCES.values()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"sources under {os.fspath(root)}:")
+    for name, size, status, needed in rows:
+        print(f"  {name:<{widths[0]}}  {size:<{widths[1]}}  {status:<{widths[2]}}  needed by: {needed}")
+
+
 def run_download(args: argparse.Namespace) -> int:
     from trecs_eval.data.download import download, get_source
 
+    if args.list:
+        print_source_list(args.root)
+        return 0
+    if not args.names:
+        raise InputError("name at least one source (or pass --list to see them)")
     for name in args.names:
         get_source(name)  # all names checked before any transfer starts
     for name in args.names:

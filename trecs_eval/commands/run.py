@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from trecs_eval.config import DEVICES, RunConfig, load_config
+from trecs_eval.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,13 +21,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=DEVICES, default=None, help="override the config's device")
     parser.add_argument("--uncalibrated-weights", action="store_true",
                         help="seeded random Inception/CLIP weights; results are stamped UNCALIBRATED")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="evaluate only the first N narratives (overrides dataset.limit; a quick look "
+                             "at a large benchmark)")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars or info logs (CI)")
     parser.set_defaults(handler=run_command)
 
 
-def with_overrides(config: RunConfig, device: str | None, uncalibrated: bool) -> RunConfig:
+def with_overrides(config: RunConfig, device: str | None, uncalibrated: bool,
+                   limit: int | None = None) -> RunConfig:
     """The config with command-line overrides applied (the CLI → frozen config direction)."""
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError(f"--limit {limit}: must be at least 1")
+        config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, limit=limit))
     if device is not None:
         config = dataclasses.replace(config, device=device)
     if uncalibrated:
@@ -41,7 +50,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     quiet = bool(getattr(args, "quiet", False))
     set_quiet(quiet)
-    config = with_overrides(load_config(args.config), args.device, args.uncalibrated_weights)
+    config = with_overrides(load_config(args.config), args.device, args.uncalibrated_weights, args.limit)
     if config.extractors.uncalibrated:
         print_banner()
     outcome = run_one(config, force=args.force, progress=not quiet,

@@ -1,11 +1,13 @@
-"""Download the public data: Localized Narratives, TReCS sequence labels, COCO val2017, COCO-Stuff.
+"""Download the public data the real benchmarks need (sources: :mod:`.download_sources`).
 
 Every file goes to ``ROOT/<folder>/<name>`` through ``<name>.part``: an interrupted transfer is
 resumed with an HTTP ``Range`` request (by the automatic retries, or by running the command
 again). Each finished file's sha256 is checked against a pinned value where one is known and
-is recorded in ``ROOT/manifest.json`` (url, bytes, sha256). Zip archives are unpacked next to
-themselves. ``--base-url`` (or ``TRECS_EVAL_DOWNLOAD_BASE_URL``) points at a mirror holding the
-same relative paths, e.g. for offline tests.
+is recorded in ``ROOT/manifest.json`` (url, bytes, sha256; unpinned files are pinned there on
+first download). Zip archives are unpacked next to themselves; the TReCS images tar is unpacked
+with the standard library's ``data`` extraction filter after every member was checked (no ``..``,
+absolute path, symlink, hard link or device). ``--base-url`` (or ``$TRECS_EVAL_DOWNLOAD_BASE_URL``)
+points at a mirror holding the same relative paths, e.g. for offline tests.
 """
 
 from __future__ import annotations
@@ -14,19 +16,23 @@ import hashlib
 import json
 import logging
 import os
+import tarfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from trecs_eval.errors import TrecsEvalError, UnknownNameError, suggest
+from trecs_eval.atomic import atomic_write
+from trecs_eval.data.download_sources import SOURCES, RemoteFile, Source, get_source
+from trecs_eval.errors import TrecsEvalError
+
+__all__ = ["SOURCES", "RemoteFile", "Source", "download", "download_file", "get_source", "source_status"]
 
 log = logging.getLogger(__name__)
 
@@ -35,79 +41,21 @@ MANIFEST_NAME = "manifest.json"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0
 
-LN_BASE = "https://storage.googleapis.com/localized-narratives/annotations"
-# The commit of google-research/trecs_image_generation that holds sequence_labels/ (pinned so
-# the sha256 values below stay valid).
-TRECS_COMMIT = "c18aff953ed2fab42be9f5f4de8e59e3a3b12140"
-TRECS_BASE = f"https://raw.githubusercontent.com/google-research/trecs_image_generation/{TRECS_COMMIT}"
-COCO_BASE = "http://images.cocodataset.org/zips"
-COCO_STUFF_BASE = "http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset"
-
 
 class DownloadError(TrecsEvalError):
     """A transfer failed or a file does not match its checksum."""
+
+
+class NotFoundError(DownloadError):
+    """The server answered 404 (an alternative remote path may exist)."""
 
 
 class ConnectionLostError(DownloadError):
     """The connection broke mid-transfer; the bytes so far are in ``.part`` (resumable)."""
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file: ``base_url/remote_path`` -> ``ROOT/folder/<last part of remote_path>``."""
-
-    remote_path: str
-    sha256: str | None = None  # pinned where known; None: recorded on first download
-    extract: tuple[str, ...] | None = None  # zip: member prefixes to unpack (() = everything)
-
-    @property
-    def name(self) -> str:
-        return PurePosixPath(self.remote_path).name
-
-
-@dataclass(frozen=True)
-class Source:
-    """A named download: a base URL, a destination folder under ROOT, its files."""
-
-    name: str
-    base_url: str
-    folder: str
-    files: tuple[RemoteFile, ...]
-    description: str
-
-
-def _trecs(name: str, sha256: str) -> RemoteFile:
-    return RemoteFile(f"sequence_labels/{name}", sha256)
-
-
-SOURCES: dict[str, Source] = {s.name: s for s in (
-    Source("ln-coco-val", LN_BASE, "localized_narratives",
-           (RemoteFile("coco_val_localized_narratives.jsonl"),),
-           "Localized Narratives, COCO val2017"),
-    Source("ln-openimages-val", LN_BASE, "localized_narratives",
-           (RemoteFile("open_images_validation_localized_narratives.jsonl"),),
-           "Localized Narratives, Open Images validation"),
-    Source("trecs-labels", TRECS_BASE, "trecs_sequence_labels", (
-        _trecs("val_coco.ids.txt", "6da218c73b0b9f47bc2c5d26f001dffb7f5c12cb123223f49286f5b4fba840d2"),
-        _trecs("val_coco.words.txt", "5bc33d5442a72263945124a65b63caa27c822246844ed777933add9b92b8114d"),
-        _trecs("val_coco.cleaned_tags.txt",
-               "272d495b3eba1e69aecc0d4f9735bdb2b87ee2c97cfac0e6ba609be781a65738"),
-        _trecs("val_oi.ids.txt", "90e59b6d2207bb2a21aec47e37ffa9f108dc90d21c1465b2e492c50ead8dff1f"),
-        _trecs("val_oi.words.txt", "1402ddf2af0004fd0619beb3ca4da86a1332cc57ad87464a7fd1048e136d5aa1"),
-        _trecs("train_coco.ids.txt", "3e6c40463e761092ed54584f9a4d79d2e58cfd9d4ed756cdf3ead86157983747"),
-    ), "TReCS word/tag sequence labels (google-research/trecs_image_generation)"),
-    Source("coco-val2017", COCO_BASE, "coco", (RemoteFile("val2017.zip", extract=()),),
-           "COCO 2017 validation images (5,000 JPEGs, ~780 MB)"),
-    Source("coco-stuff-val2017", COCO_STUFF_BASE, "coco_stuff",
-           (RemoteFile("stuffthingmaps_trainval2017.zip", extract=("val2017/",)),),
-           "COCO-Stuff label maps (zip holds train+val, ~660 MB; val2017/ is unpacked)"),
-)}
-
-
-def get_source(name: str) -> Source:
-    if name not in SOURCES:
-        raise UnknownNameError(f"unknown dataset {name!r}{suggest(name, SOURCES)}")
-    return SOURCES[name]
+class UnsafeArchiveError(DownloadError):
+    """An archive member would write outside the target folder or is a link or device."""
 
 
 def sha256_file(path: Path) -> str:
@@ -127,7 +75,8 @@ def _open(url: str, offset: int) -> Any:
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:  # our .part is not a prefix the server knows: restart
             return None
-        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
+        kind = NotFoundError if err.code == 404 else DownloadError
+        raise kind(f"{url}: HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError) as err:
         raise DownloadError(f"{url}: cannot connect ({getattr(err, 'reason', err)})",
                             hint=f"use --base-url or ${BASE_URL_ENV} to point at a mirror") from None
@@ -175,10 +124,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise TrecsEvalError(f"{path}: not valid JSON ({err.msg}); delete it to start afresh") from None
 
 
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    tmp = root / (MANIFEST_NAME + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, root / MANIFEST_NAME)
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    with atomic_write(root / MANIFEST_NAME, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def download_file(
@@ -210,7 +158,7 @@ def download_file(
     return digest
 
 
-def _extract(archive: Path, prefixes: tuple[str, ...], progress: bool) -> int:
+def _extract_zip(archive: Path, prefixes: tuple[str, ...], progress: bool) -> int:
     """Unpack members (under ``prefixes``; all when empty) next to the archive, refusing paths
     that would leave the folder. Returns the number of files written."""
     target = archive.parent.resolve()
@@ -218,13 +166,87 @@ def _extract(archive: Path, prefixes: tuple[str, ...], progress: bool) -> int:
     with zipfile.ZipFile(archive) as zf:
         members = [m for m in zf.infolist()
                    if not prefixes or any(m.filename.startswith(p) for p in prefixes)]
+        if prefixes and not any(not m.is_dir() for m in members):
+            raise DownloadError(f"{archive}: no member under {', '.join(prefixes)} (first members: "
+                                f"{', '.join(zf.namelist()[:3])})", hint="the archive's layout changed")
+        for member in members:  # check all before writing any
+            if not (target / member.filename).resolve().is_relative_to(target):
+                raise UnsafeArchiveError(f"{archive}: member {member.filename!r} escapes the folder")
         for member in tqdm(members, desc=f"unzip {archive.name}", disable=not progress, leave=False):
-            out = (target / member.filename).resolve()
-            if not out.is_relative_to(target):
-                raise DownloadError(f"{archive}: member {member.filename!r} escapes the folder")
             zf.extract(member, target)
             count += not member.is_dir()
     return count
+
+
+def check_tar_members(archive: Path, members: list[tarfile.TarInfo]) -> None:
+    """Refuse, before anything is written, every member that is a symlink, hard link or device,
+    or whose path is absolute or climbs out with ``..`` (the ``data`` filter would refuse some of
+    these mid-extraction; we want all-or-nothing and one clear message)."""
+    for member in members:
+        name = member.name
+        kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk() else
+                "a device or fifo" if member.isdev() else None)
+        if kind is None and (name.startswith(("/", "\\")) or ".." in Path(name).parts):
+            kind = "a path outside the target folder"
+        if kind is None and not (member.isfile() or member.isdir()):
+            kind = "not a regular file or folder"
+        if kind is not None:
+            raise UnsafeArchiveError(f"{archive}: member {name!r} is {kind}; refused (nothing was unpacked)",
+                                     hint="the archive is not the released one; delete it and download again")
+
+
+def _extract_tar(archive: Path, progress: bool) -> int:
+    """Unpack a tar next to itself with the ``data`` filter after :func:`check_tar_members`."""
+    target = archive.parent
+    try:
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            check_tar_members(archive, members)
+            for member in tqdm(members, desc=f"untar {archive.name}", disable=not progress, leave=False):
+                tf.extract(member, target, filter="data")
+    except (tarfile.TarError, OSError) as err:
+        raise DownloadError(f"{archive}: cannot unpack ({err})") from None
+    return sum(m.isfile() for m in members)
+
+
+def _extract(archive: Path, remote: RemoteFile, progress: bool) -> int:
+    assert remote.extract is not None
+    if archive.name.endswith(".tar"):
+        return _extract_tar(archive, progress)
+    return _extract_zip(archive, remote.extract, progress)
+
+
+def _recorded(manifest: dict[str, Any], root: Path, source: Source, remote: RemoteFile) -> str | None:
+    """The manifest key of a finished download of ``remote`` (any of its names), else None."""
+    for candidate in remote.candidates:
+        rel = f"{source.folder}/{Path(candidate).name}"
+        entry = manifest["files"].get(rel)
+        if entry and (root / rel).is_file() and (root / rel).stat().st_size == entry["bytes"]:
+            return rel
+    return None
+
+
+def _fetch(base: str, root: Path, source: Source, remote: RemoteFile, retries: int,
+           progress: bool) -> tuple[str, dict[str, Any]]:
+    """Download the first of ``remote``'s candidate paths that exists; (manifest key, entry)."""
+    for n, candidate in enumerate(remote.candidates):
+        rel = f"{source.folder}/{Path(candidate).name}"
+        url = f"{base}/{candidate}"
+        try:
+            digest = download_file(url, root / rel, sha256=remote.sha256, retries=retries, progress=progress)
+        except NotFoundError:
+            if n + 1 == len(remote.candidates):
+                raise
+            log.info("%s not found; trying %s", url, remote.candidates[n + 1])
+            continue
+        return rel, {"url": url, "bytes": (root / rel).stat().st_size, "sha256": digest,
+                     "source": source.name, "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    raise AssertionError("unreachable")
+
+
+def base_url_for(source: Source, base_url: str | None) -> str:
+    """``base_url``, else ``$TRECS_EVAL_DOWNLOAD_BASE_URL``, else the source's official host."""
+    return (base_url or os.environ.get(BASE_URL_ENV) or source.base_url).rstrip("/")
 
 
 def download(
@@ -240,24 +262,38 @@ def download(
     source = get_source(name)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    base = (base_url or os.environ.get(BASE_URL_ENV) or source.base_url).rstrip("/")
+    base = base_url_for(source, base_url)
+    if source.per_image:
+        from trecs_eval.data.download_images import download_images
+
+        return download_images(source, root, base, retries=retries, progress=progress)
     manifest = read_manifest(root)
     done = []
     for remote in source.files:
-        rel = f"{source.folder}/{remote.name}"
-        dest = root / rel
-        entry = manifest["files"].get(rel)
-        if (not force and entry and dest.is_file() and dest.stat().st_size == entry["bytes"]):
-            log.info("%s: already downloaded (sha256 %s)", rel, entry["sha256"][:12])
+        rel = None if force else _recorded(manifest, root, source, remote)
+        if rel is not None:
+            log.info("%s: already downloaded (sha256 %s)", rel, manifest["files"][rel]["sha256"][:12])
         else:
-            url = f"{base}/{remote.remote_path}"
-            digest = download_file(url, dest, sha256=remote.sha256, retries=retries, progress=progress)
-            entry = {"url": url, "bytes": dest.stat().st_size, "sha256": digest, "source": name,
-                     "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            rel, entry = _fetch(base, root, source, remote, retries, progress)
             manifest["files"][rel] = entry
-            _write_manifest(root, manifest)
+            write_manifest(root, manifest)
+        entry = manifest["files"][rel]
         if remote.extract is not None and not entry.get("extracted"):
-            entry["extracted"] = _extract(dest, remote.extract, progress)
-            _write_manifest(root, manifest)
-        done.append(dest)
+            entry["extracted"] = _extract(root / rel, remote, progress)
+            write_manifest(root, manifest)
+        done.append(root / rel)
     return done
+
+
+def source_status(root: str | os.PathLike[str], source: Source) -> str:
+    """"present", "partial (k of n)" or "absent" for ``data download --list``."""
+    root = Path(root)
+    if source.per_image:
+        from trecs_eval.data.download_images import image_status
+
+        return image_status(source, root)
+    manifest = read_manifest(root) if (root / MANIFEST_NAME).is_file() else {"files": {}}
+    found = sum(_recorded(manifest, root, source, r) is not None for r in source.files)
+    if found == len(source.files):
+        return "present"
+    return f"partial ({found} of {len(source.files)} files)" if found else "absent"
