@@ -16,7 +16,8 @@ holds (one base URL; the relative paths are those ``trecs_eval.data.download_sou
                                                              categories 92-183) + *_pixelmaps.zip
     stuffthingmaps_trainval2017.zip                          {train,val}2017/000000xxxxxx.png (id - 1)
     trecs_images.tar                                         {image_id}_{annotator_id}.png, 256 px
-    validation/{image_id}.jpg                                the Open Images val images
+    validation/{image_id}.jpg                                the Open Images val images (all ~1,000 ids
+                                                             of val_oi.ids.txt; one picture for most)
 
 The evaluation narratives take their ids and words from the real TReCS files (the first lines
 whose words our tokenizer reproduces), so the pinned checksums hold and gold tags join; their
@@ -168,6 +169,9 @@ def build_mirror(root: Path, toy_dir: Path, labels_dir: Path, *, n_val: int = 5,
                   annotator_id=int(i.rpartition("_")[2]))
           for (i, w), s in zip(oi_lines, oi_scenes, strict=True)]
     (root / "validation").mkdir(exist_ok=True)
+    filler = _jpeg(toy_dir / "images" / f"{oi_scenes[0].item_id}.png")
+    for item_id in read_sequence_labels(labels_dir, "val_oi", tags="none").ids:  # the downloader takes all
+        (root / "validation" / f"{item_id.rpartition('_')[0]}.jpg").write_bytes(filler)
     for narrative, scene in zip(oi, oi_scenes, strict=True):
         (root / "validation" / f"{narrative.image_id}.jpg").write_bytes(
             _jpeg(toy_dir / "images" / f"{scene.item_id}.png"))

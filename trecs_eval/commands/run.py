@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from trecs_eval.config import DEVICES, RunConfig, load_config
-from trecs_eval.errors import ConfigError
+from trecs_eval.errors import ConfigError, suggest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,14 +24,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="evaluate only the first N narratives (overrides dataset.limit; a quick look "
                              "at a large benchmark)")
+    parser.add_argument("--metrics", default=None, metavar="NAMES",
+                        help="compute only these of the config's metrics (comma-separated); with a small "
+                             "--limit, leave out kid (>= 50 images) and r_precision (>= 100 narratives)")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars or info logs (CI)")
     parser.set_defaults(handler=run_command)
 
 
 def with_overrides(config: RunConfig, device: str | None, uncalibrated: bool,
-                   limit: int | None = None) -> RunConfig:
+                   limit: int | None = None, metrics: str | None = None) -> RunConfig:
     """The config with command-line overrides applied (the CLI → frozen config direction)."""
+    if metrics is not None:
+        wanted = [m.strip() for m in metrics.split(",") if m.strip()]
+        configured = [m.name for m in config.metrics]
+        for name in wanted:
+            if name not in configured:
+                raise ConfigError(f"--metrics: {name!r} is not a metric of this config"
+                                  f"{suggest(name, configured)}")
+        config = dataclasses.replace(config, metrics=tuple(m for m in config.metrics if m.name in wanted))
     if limit is not None:
         if limit < 1:
             raise ConfigError(f"--limit {limit}: must be at least 1")
@@ -50,7 +61,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     quiet = bool(getattr(args, "quiet", False))
     set_quiet(quiet)
-    config = with_overrides(load_config(args.config), args.device, args.uncalibrated_weights, args.limit)
+    config = with_overrides(load_config(args.config), args.device, args.uncalibrated_weights, args.limit,
+                            args.metrics)
     if config.extractors.uncalibrated:
         print_banner()
     outcome = run_one(config, force=args.force, progress=not quiet,
