@@ -173,8 +173,9 @@ def measured(argv: list[str], cwd: Path) -> tuple[float, float]:
 def compose_rate(out: Path, n_max: int) -> tuple[float, float, int]:
     """(retrieval + compose, + collage) narratives/s of the ``trecs`` generator on the first
     ``n_max`` evaluation narratives, in this process (the run's generate stage also writes PNGs)."""
-    from reference_pipeline.compose import compose, trace_sequences
     from reference_pipeline.pipeline import TReCSGenerator
+
+    from reference_pipeline.compose import compose, trace_sequences
     from trecs_eval.data.evalset import build_evalset
     from trecs_eval.generation.protocol import GeneratorContext
     from trecs_eval.metrics.label_canvas import points_for_words
