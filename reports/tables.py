@@ -3,8 +3,12 @@
 The default layout follows the TReCS paper's main comparison (rows: systems; columns: IS ↑,
 FID ↓, R-precision ↑), extended with KID, CLIPScore and label-canvas accuracy; any other metric
 in the run follows. Directions (↑/↓) and the bold best value per column come from each
-``MetricResult.higher_is_better``, never from a list here. Uncertainty is the 95 % CI, shown
-as ``value ± half-width`` (half-width = (ci_high - ci_low) / 2) or as ``value [low, high]``.
+``MetricResult.higher_is_better``, never from a list here. Uncertainty is the 95 % CI. Style
+``pm`` (default) prints ``value ± half-width`` only where the interval is symmetric about the
+value (delta-method FID/KID, t-interval IS: ``|(high - value) - (value - low)|`` within
+:data:`SYMMETRY_REL_TOL` of the width) and ``value [low, high]`` everywhere else (percentile
+bootstraps are not symmetric: a ``±`` would claim a half-width the interval never had);
+``interval`` always prints ``value [low, high]``. Every format renders the same cell text.
 
 Uncalibrated results (random weights) carry a ``†`` in every cell and a banner in every
 format (a ``calibration`` column in CSV), so they can never pass for real numbers. A failed
@@ -44,6 +48,7 @@ UNCALIBRATED_BANNER = (f"UNCALIBRATED: numbers marked {UNCALIBRATED_MARK} were c
 UNAVAILABLE_NOTE = ("unavailable: the extractor cannot give this metric (IS needs Inception's "
                     "1008-way classifier, which the NVIDIA-format FID weights lack).")
 CI_STYLES = ("pm", "interval", "none")
+SYMMETRY_REL_TOL = 1e-6  # symmetric intervals agree to round-off; bootstrap ones differ by percent
 
 
 def display_name(metric: str) -> str:
@@ -80,6 +85,12 @@ class Cell:
     @property
     def has_ci(self) -> bool:
         return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
+
+    @property
+    def symmetric(self) -> bool:
+        """The interval is ``value ± h`` (to :data:`SYMMETRY_REL_TOL` of its width)."""
+        upper, lower = self.ci_high - self.value, self.value - self.ci_low
+        return abs(upper - lower) <= SYMMETRY_REL_TOL * max(self.ci_high - self.ci_low, 0.0)
 
 
 @dataclass(frozen=True)
@@ -121,7 +132,7 @@ class Table:
         value = f"{cell.value:.{column.decimals}f}"
         if self.ci_style == "none" or not cell.has_ci:
             return value
-        if self.ci_style == "pm":
+        if self.ci_style == "pm" and cell.symmetric:
             return f"{value} ± {(cell.ci_high - cell.ci_low) / 2:.{column.decimals}f}"
         return f"{value} [{cell.ci_low:.{column.decimals}f}, {cell.ci_high:.{column.decimals}f}]"
 
@@ -139,7 +150,8 @@ class Table:
     def footnotes(self) -> list[str]:
         notes = []
         if self.ci_style != "none":
-            form = "value ± half-width" if self.ci_style == "pm" else "value [low, high]"
+            form = ("value ± half-width where the interval is symmetric, else value [low, high]"
+                    if self.ci_style == "pm" else "value [low, high]")
             notes.append(f"Uncertainty: 95 % confidence interval, shown as {form}. Bold: best per column.")
         if self.uncalibrated or any(c.status == "uncalibrated" for row in self.cells for c in row):
             notes.append(f"{UNCALIBRATED_MARK} {UNCALIBRATED_BANNER}.")

@@ -136,3 +136,26 @@ def test_containment_warning() -> None:
     assert intervals.containment_warning("fid", 1.0, 0.5, 2.0) == ()
     assert "does not contain" in intervals.containment_warning("fid", 3.0, 0.5, 2.0)[0]
     assert intervals.containment_warning("fid", 3.0, float("nan"), float("nan")) == ()
+
+
+def test_clip_score_interval_widens_when_narratives_of_one_image_are_duplicated() -> None:
+    from trecs_eval.metrics.clip_score import compute_clip_score
+
+    rng = np.random.default_rng(5)
+    images = rng.normal(size=(40, 16))
+    texts = images + rng.normal(0, 1.0, (40, 16))
+    once = compute_clip_score([f"n{i}" for i in range(40)], images, texts, n_resamples=1000,
+                              clusters=[f"img{i}" for i in range(40)])
+    # The same 40 images, each narrative written down three times (as LN-COCO's several annotators):
+    repeated = compute_clip_score([f"n{i}" for i in range(120)], np.repeat(images, 3, axis=0),
+                                  np.repeat(texts, 3, axis=0), n_resamples=1000,
+                                  clusters=[f"img{i}" for i in np.repeat(np.arange(40), 3)])
+    naive = compute_clip_score([f"n{i}" for i in range(120)], np.repeat(images, 3, axis=0),
+                               np.repeat(texts, 3, axis=0), n_resamples=1000)
+    width = {name: r.ci_high - r.ci_low for name, r in (("once", once), ("clustered", repeated),
+                                                         ("naive", naive))}
+    assert repeated.value == pytest.approx(once.value)
+    assert repeated.params["n_clusters"] == 40 and naive.params["n_clusters"] == 120
+    # Clustered: no information gained from copies, so about the 40-image width; naive: ~1/sqrt(3) of it.
+    assert width["clustered"] == pytest.approx(width["once"], rel=0.2)
+    assert width["naive"] < 0.75 * width["clustered"]

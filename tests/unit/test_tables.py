@@ -233,3 +233,41 @@ def test_mixed_calibration_marks_only_random_cells_and_unavailable_is_said_in_ev
     assert list(frame["is_status"]) == ["unavailable"] * 2 and list(frame["fid_status"]) == ["ok"] * 2
     html = table.to_html()
     assert '<td class="unavailable">unavailable</td>' in html and "12.50</strong></td>" in html
+
+
+def _interval_table() -> Table:
+    columns = (Column("fid", "FID", False, 2), Column("clip_score", "CLIPScore", True, 2))
+    cells = ((Cell(40.0, 37.5, 42.5, "ok"), Cell(27.1, 26.0, 27.5, "ok")),   # symmetric | asymmetric
+             (Cell(55.5, 50.0, 61.0, "ok"), Cell(25.3, 25.0, 26.8, "ok")))
+    return Table("Intervals", columns, ("trecs", "retrieval"), cells)
+
+
+def test_plus_minus_only_for_symmetric_intervals_and_all_formats_agree() -> None:
+    table = _interval_table()
+    md = _md_cells(table.to_markdown())
+    assert md["trecs"][0] == "**40.00 ± 2.50**" and md["retrieval"][0] == "55.50 ± 5.50"
+    # 27.1 [26.0, 27.5] has half-widths 1.1 and 0.4: no ± may stand for it.
+    assert md["trecs"][1] == "**27.10 [26.00, 27.50]**" and md["retrieval"][1] == "25.30 [25.00, 26.80]"
+    texts = {(r, c): table.text(r, c) for r in range(2) for c in range(2)}
+    tex = table.to_latex()
+    html_text = table.to_html()
+    for text in texts.values():
+        assert text.replace("±", r"$\pm$") in tex
+        assert text in html_text
+    rows = list(csv_reader(table.to_csv()))
+    header = rows[0]
+    for r, row in enumerate(rows[1:]):
+        for c, column in enumerate(table.columns):
+            value = float(row[header.index(column.key)])
+            low = float(row[header.index(f"{column.key}_ci_low")])
+            high = float(row[header.index(f"{column.key}_ci_high")])
+            shown = texts[(r, c)]
+            assert shown.startswith(f"{value:.2f}")
+            assert (f"[{low:.2f}, {high:.2f}]" in shown) or (f"± {(high - low) / 2:.2f}" in shown)
+    assert "symmetric" in table.footnotes()[0]
+
+
+def csv_reader(text: str):
+    import csv
+
+    return csv.reader(io.StringIO(text))

@@ -1,0 +1,48 @@
+"""A small version of benchmarks/bench_coverage.py: known Gaussian worlds, measured coverage and error rates.
+
+80 replications at d=8, n=120 (a few seconds). A true coverage of 0.95 falls in [0.87, 0.995]
+with probability ~0.99 at 80 replications (binomial sd 0.024), so a method that covers 0.80 or
+always covers (an interval far too wide) fails here; the full table is in the README.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.bench_coverage import Setting, simulate
+
+REPS = 80
+COVERAGE_BOUNDS = (0.87, 0.995)
+# Four tests per replication under H0; Holm keeps the chance of any false alarm <= 5 %
+# (+ MC slack: binomial sd at 80 replications 0.024, so 0.10 is ~2 sd above 0.05).
+FWER_MAX = 0.10
+
+
+@pytest.fixture(scope="module")
+def table() -> dict[str, float]:
+    return simulate(Setting(d=8, n=120, n_resamples=300), REPS)
+
+
+@pytest.mark.parametrize("key", ["cover fid", "cover kid", "cover is", "cover fid_inf",
+                                 "cover per_item (images)"])
+def test_each_interval_covers_near_its_nominal_95_percent(table: dict[str, float], key: str) -> None:
+    assert COVERAGE_BOUNDS[0] <= table[key] <= COVERAGE_BOUNDS[1], (key, table[key])
+
+
+def test_ignoring_clusters_under_covers(table: dict[str, float]) -> None:
+    # Two narratives per image share the image's effect: the naive item bootstrap is too narrow.
+    assert table["cover per_item (naive)"] < table["cover per_item (images)"] - 0.05
+
+
+def test_gate_false_alarm_rate_is_controlled_and_it_has_power(table: dict[str, float]) -> None:
+    assert table["H0 any (Holm)"] <= FWER_MAX
+    for metric in ("fid", "kid", "is", "per_item"):
+        assert table[f"H0 {metric}"] <= FWER_MAX, metric
+    assert table["H1 per_item"] > 3 * table["H0 per_item"] + 0.1
+    assert table["H1 fid"] > table["H0 fid"]
+
+
+def test_fid_at_n_is_biased_and_fid_inf_removes_most_of_it(table: dict[str, float]) -> None:
+    fd = table["FD (closed form)"]
+    assert table["E FID_n (MC)"] - fd > 10 * table["MC sd of E FID_n"]  # FID at n sits above FD
+    assert abs(table["fid_inf bias"]) < 0.5 * (table["E FID_n (MC)"] - fd)
