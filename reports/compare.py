@@ -232,8 +232,19 @@ def _feature_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: S
         references[key] = ReferenceSet(reference[key])
     influence = INFLUENCE[metric]
     found_a, found_b = influence(feats_a, references[key]), influence(feats_b, references[key])
-    test = intervals.paired_delta_test(found_a, found_b, alpha, _clusters(a, items))
+    test = intervals.paired_delta_test(found_a, found_b, alpha, _clusters(a, items),
+                                       reference_clusters=_reference_clusters(a))
     return found_a.value, found_b.value, test
+
+
+def _reference_clusters(run: LoadedRun) -> list[str] | None:
+    """Images of the reference items when they are evaluation items (``reference.kind = eval``):
+    one image then appears once per narrative and its copies are one cluster."""
+    reference = run.features(REFERENCE_FEATURES)
+    if reference is None or "item_ids" not in reference:
+        return None
+    ids = [str(i) for i in reference["item_ids"]]
+    return [run.narratives[i].image_id if i in run.narratives else f"ref:{i}" for i in ids]
 
 
 def _sample_values(run: LoadedRun, system: str, metric: str, items: Sequence[str]) -> np.ndarray | None:

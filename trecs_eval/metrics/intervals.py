@@ -54,11 +54,10 @@ import numpy as np
 from scipy import stats
 
 from trecs_eval.errors import TrecsEvalError
-from trecs_eval.metrics.resample import ReferenceSet
+from trecs_eval.metrics.resample import ReferenceSet, kernel_row_sums
 
 CORRECTIONS = ("holm", "bonferroni", "none")
 DEFAULT_CORRECTION = "holm"
-KERNEL_BLOCK_ROWS = 1024  # rows of a kernel matrix held at once: 1024 x 8573 float64 = 70 MB
 
 
 @dataclass(frozen=True)
@@ -111,20 +110,24 @@ def clustered_variance(influence: np.ndarray, codes: np.ndarray, n_clusters: int
     return float(n_clusters / (n_clusters - 1) * np.sum(totals**2) / n**2)
 
 
-def delta_variance(influence: Influence, codes: np.ndarray, n_clusters: int) -> float:
-    """Generated-side (clustered) plus reference-side variance of the statistic."""
+def delta_variance(influence: Influence, codes: np.ndarray, n_clusters: int,
+                   reference_clusters: Sequence[object] | None = None) -> float:
+    """Generated-side plus reference-side variance of the statistic, each clustered by image
+    (``reference_clusters``: the image of each reference item, e.g. when the reference set is
+    the evaluation items' own images and an image serves several narratives)."""
     variance = clustered_variance(influence.generated, codes, n_clusters)
     if influence.reference is not None:
-        m = influence.reference.size
-        variance += clustered_variance(influence.reference, np.arange(m), m)
+        ref_codes, ref_clusters = cluster_codes(reference_clusters, influence.reference.size)
+        variance += clustered_variance(influence.reference, ref_codes, ref_clusters)
     return variance
 
 
 def delta_interval(influence: Influence, alpha: float, clusters: Sequence[object] | None = None,
-                   covers: str = "the statistic at this sample size") -> Interval:
+                   covers: str = "the statistic at this sample size",
+                   reference_clusters: Sequence[object] | None = None) -> Interval:
     """``value ± z sqrt(Var)`` (module doc); symmetric, so it contains the value."""
     codes, n_clusters = cluster_codes(clusters, influence.generated.size)
-    se = math.sqrt(delta_variance(influence, codes, n_clusters))
+    se = math.sqrt(delta_variance(influence, codes, n_clusters, reference_clusters))
     half = z_quantile(alpha) * se
     return Interval(influence.value, influence.value - half, influence.value + half, se,
                     "delta", covers, n_clusters)
@@ -192,34 +195,23 @@ def fid_influence_fixed_reference(features: np.ndarray, mu_r: np.ndarray, sigma_
     return Influence(value, gen, None)
 
 
-def _kernel_row_sums(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column sums of ``(x.y/d + 1)^3`` computed in row blocks (bounded memory)."""
-    d = x.shape[1]
-    rows, cols = np.empty(len(x)), np.zeros(len(y))
-    for start in range(0, len(x), KERNEL_BLOCK_ROWS):
-        block = (x[start:start + KERNEL_BLOCK_ROWS] @ y.T / d + 1.0) ** 3
-        rows[start:start + len(block)] = block.sum(axis=1)
-        cols += block.sum(axis=0)
-    return rows, cols
-
-
 def kid_influence(features: np.ndarray, reference: ReferenceSet | np.ndarray) -> Influence:
     """Unbiased MMD² (cubic kernel) of all items vs all reference items, with its projections."""
     x = np.asarray(features, dtype=np.float64)
-    y = reference.features if isinstance(reference, ReferenceSet) else np.asarray(reference, np.float64)
+    ref = reference if isinstance(reference, ReferenceSet) else ReferenceSet(reference)
+    y = ref.features
     n, m = len(x), len(y)
     if min(n, m) < 3:
         raise TrecsEvalError(f"a KID interval needs at least 3 items per side, got {n} and {m}")
     diag_x = (np.einsum("ij,ij->i", x, x) / x.shape[1] + 1.0) ** 3
-    diag_y = (np.einsum("ij,ij->i", y, y) / y.shape[1] + 1.0) ** 3
-    row_xx = _kernel_row_sums(x, x)[0] - diag_x
-    row_yy = _kernel_row_sums(y, y)[0] - diag_y
-    row_xy, col_xy = _kernel_row_sums(x, y)
+    row_xx = kernel_row_sums(x, x)[0] - diag_x
+    row_yy = ref.kid_rows
+    row_xy, col_xy = kernel_row_sums(x, y)
     value = (row_xx.sum() / (n * (n - 1)) + row_yy.sum() / (m * (m - 1))
              - 2.0 * row_xy.sum() / (n * m))
     gen = 2.0 * (row_xx / (n - 1) - row_xy / m)
-    ref = 2.0 * (row_yy / (m - 1) - col_xy / n)
-    return Influence(float(value), _centred(gen), _centred(ref))
+    reference_if = 2.0 * (row_yy / (m - 1) - col_xy / n)
+    return Influence(float(value), _centred(gen), _centred(reference_if))
 
 
 def split_t_interval(split_scores: Sequence[float] | np.ndarray, alpha: float) -> Interval:
@@ -248,15 +240,15 @@ class PairedTest:
     method: str
 
 
-def paired_delta_test(a: Influence, b: Influence, alpha: float,
-                      clusters: Sequence[object] | None = None) -> PairedTest:
+def paired_delta_test(a: Influence, b: Influence, alpha: float, clusters: Sequence[object] | None = None,
+                      reference_clusters: Sequence[object] | None = None) -> PairedTest:
     """z-test of ``b.value - a.value`` for items paired by position and a shared reference.
 
     ``IF_{B-A} = IF_B - IF_A`` per generated item (summed per cluster) and per reference item.
     """
     diff = Influence(b.value - a.value, b.generated - a.generated,
                      None if a.reference is None or b.reference is None else b.reference - a.reference)
-    interval = delta_interval(diff, alpha, clusters)
+    interval = delta_interval(diff, alpha, clusters, reference_clusters=reference_clusters)
     p = _two_sided_normal(diff.value, interval.se)
     return PairedTest(diff.value, interval.low, interval.high, p, diff.generated.size,
                       interval.n_clusters, "paired delta method (z)")

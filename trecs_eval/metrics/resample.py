@@ -57,6 +57,7 @@ class ReferenceSet:
         self._factor: tuple[np.ndarray, np.ndarray] | None = None
         self._whitened: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._kid_term: float | None = None
+        self._kid_rows: np.ndarray | None = None
 
     @property
     def factor(self) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +84,14 @@ class ReferenceSet:
                 basis = vectors[:, keep] / np.sqrt(values[keep])
                 self._whitened = (mu, factor, (centred @ basis) @ vectors[:, keep].T)
         return self._whitened
+
+    @property
+    def kid_rows(self) -> np.ndarray:
+        """Row sums of k(r_i, r_j) over j != i (blocked; kept for every system compared)."""
+        if self._kid_rows is None:
+            diag = (np.einsum("ij,ij->i", self.features, self.features) / self.features.shape[1] + 1.0) ** 3
+            self._kid_rows = kernel_row_sums(self.features, self.features)[0] - diag
+        return self._kid_rows
 
     @property
     def kid_term(self) -> float:
@@ -119,6 +128,20 @@ def fid_statistic(features: np.ndarray, reference: ReferenceSet | np.ndarray) ->
         return float(np.sum((mu - mu_r) ** 2)) + trace_g + trace_r - 2.0 * nuclear
 
     return statistic
+
+
+KERNEL_BLOCK_ROWS = 1024  # rows of a kernel matrix held at once: 1024 x 8573 float64 = 70 MB
+
+
+def kernel_row_sums(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column sums of ``(x.y/d + 1)^3`` computed in row blocks (bounded memory)."""
+    d = x.shape[1]
+    rows, cols = np.empty(len(x)), np.zeros(len(y))
+    for start in range(0, len(x), KERNEL_BLOCK_ROWS):
+        block = (x[start:start + KERNEL_BLOCK_ROWS] @ y.T / d + 1.0) ** 3
+        rows[start:start + len(block)] = block.sum(axis=1)
+        cols += block.sum(axis=0)
+    return rows, cols
 
 
 def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
