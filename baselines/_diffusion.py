@@ -25,6 +25,7 @@ import hashlib
 import importlib
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,16 +65,21 @@ def load_pipeline(system: str, loader: Any, model: str, dtype: str, allow_downlo
     cannot be loaded is a MissingWeightsError naming what to pass."""
     import torch
 
+    diffusers = import_diffusers()
+    if hasattr(diffusers, "utils"):  # loading bars would break the run's one progress bar
+        diffusers.utils.logging.disable_progress_bar()
+        importlib.import_module("transformers").utils.logging.disable_progress_bar()
     try:
-        pipe = loader.from_pretrained(model, torch_dtype=getattr(torch, dtype),
-                                      local_files_only=not allow_download)
+        with warnings.catch_warnings():  # diffusers >= 0.36 renames torch_dtype; older ones need it
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = loader.from_pretrained(model, torch_dtype=getattr(torch, dtype),
+                                          local_files_only=not allow_download)
     except (OSError, ValueError) as err:
         raise MissingWeightsError(
             f"{system}: cannot load model {model!r} ({str(err)[:300]})",
             hint="pass a local pipeline folder as params.model (see README: real weights), or set "
                  "params.allow_download = true on a machine with network access") from None
     if scheduler:
-        diffusers = import_diffusers()
         cls = getattr(diffusers, scheduler, None)
         if cls is None or not hasattr(cls, "from_config") or not scheduler.endswith("Scheduler"):
             names = [n for n in dir(diffusers) if n.endswith("Scheduler")]
@@ -115,7 +121,8 @@ def folder_sha256(folder: Path) -> str:
 
 
 def n_tokens(tokenizer: Any, text: str) -> int:
-    return len(tokenizer(text).input_ids)
+    """Tokens of ``text`` with start and end, uncut (no warning for long ones: counting is the point)."""
+    return len(tokenizer(text, verbose=False).input_ids)
 
 
 def prompt_for(tokenizer: Any, item: EvalItem, policy: str) -> tuple[str, bool]:
