@@ -76,10 +76,12 @@ def _dinov2(arch: str) -> Builder:
 
 def _mask2former(cache: FeatureCache) -> tuple[Extract, str]:
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
+    from transformers.utils import logging as hf_logging
 
     from trecs_eval.data.coco_panoptic import PANOPTIC_NAMES
     from trecs_eval.features.segmenter import Mask2FormerSegmenter, segment_images
 
+    hf_logging.disable_progress_bar()  # keep the printed table readable
     directory = Path(tempfile.mkdtemp(prefix="m2f-"))
     id2label = dict(enumerate(PANOPTIC_NAMES))
     config = Mask2FormerConfig(num_labels=len(id2label), id2label=id2label,
