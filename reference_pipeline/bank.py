@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.data.coco_stuff import ID_TO_NAME, NAME_TO_ID
 from trecs_eval.errors import InputError, TrecsEvalError
 
@@ -137,10 +137,8 @@ class MaskBank:
                        for i in self.images],
             "masks": [[m.image_index, m.label, list(m.bbox), m.area, m.rle] for m in self.masks],
         }
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with atomic_write(out / INDEX_NAME, "w", encoding="utf-8") as handle:
             json.dump(index, handle, separators=(",", ":"))
-        os.replace(tmp, out / INDEX_NAME)
         return out / INDEX_NAME
 
     @classmethod

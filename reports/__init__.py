@@ -26,6 +26,7 @@ def build_report(
     from reports.html import write_html
     from reports.load import load_run
     from reports.tables import summary_table
+    from trecs_eval.atomic import write_text
     from trecs_eval.errors import ConfigError, suggest
 
     for fmt in formats:
@@ -42,6 +43,6 @@ def build_report(
             write_html(run, path)
         else:
             assert table is not None
-            path.write_text(table.render(fmt), encoding="utf-8")
+            write_text(path, table.render(fmt))
         written[fmt] = path
     return written

@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw
 from reports import plots
 from reports.load import LoadedRun, as_run
 from reports.tables import UNCALIBRATED_BANNER, display_name, ordered_metrics, summary_table
+from trecs_eval.atomic import write_text
 from trecs_eval.data.coco_stuff import PALETTE, UNLABELED_IDS, colorize, label_name
 from trecs_eval.data.narratives import Narrative, align_utterances
 
@@ -234,6 +235,5 @@ def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: i
 def write_html(
     run: LoadedRun | Path, out_path: Path, gallery_size: int = GALLERY_SIZE, seed: int = 0
 ) -> Path:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(render_html(run, gallery_size, seed), encoding="utf-8")
+    write_text(out_path, render_html(run, gallery_size, seed))
     return out_path

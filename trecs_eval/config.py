@@ -303,7 +303,9 @@ def dump_config(config: RunConfig) -> str:
 
 
 def save_config(config: RunConfig, path: Path) -> None:
-    path.write_text(dump_config(config), encoding="utf-8")
+    from trecs_eval.atomic import write_text
+
+    write_text(path, dump_config(config))
 
 
 def canonical_json(config: RunConfig) -> str:

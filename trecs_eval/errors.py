@@ -56,6 +56,10 @@ class MissingWeightsError(TrecsEvalError):
     """Pretrained weights are neither cached nor downloadable; names the flag to pass."""
 
 
+class WriteError(TrecsEvalError):
+    """The system refused a write (disk full, read-only, a file where a folder should be); names the file."""
+
+
 class ResumeError(TrecsEvalError):
     """A run directory cannot be resumed with this configuration."""
 

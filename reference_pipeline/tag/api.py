@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from reference_pipeline.tag.base import SerializableTagger, Tagger, check_training_data
+from trecs_eval.atomic import write_bytes
 from trecs_eval.errors import InputError, UnknownNameError, suggest
 
 TaggerKind = Literal["hmm", "neural", "majority", "word-majority", "fill"]
@@ -89,17 +90,13 @@ def save_tagger(tagger: SerializableTagger, path: str | os.PathLike[str]) -> Pat
     _check_kind(tagger.name)
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": tagger.name,
                "state": tagger.state_dict()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        import torch  # lazy: the CLI parser imports this module; torch costs seconds
+    import torch  # lazy: the CLI parser imports this module; torch costs seconds
 
-        torch.save(payload, temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    # a buffer, not a path: torch.save names the archive after its file, so a temp path would make
+    # the checkpoint bytes differ on every save
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
     return path
 
 

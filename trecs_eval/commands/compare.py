@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from trecs_eval.atomic import write_text
 from trecs_eval.errors import ConfigError
 
 FORMATS = ("md", "json", "junit")
@@ -52,8 +53,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+        write_text(args.out, text)
         if args.format != "md":
             sys.stdout.write(render(comparison, "md"))
         print(f"wrote {args.out}", file=sys.stderr)

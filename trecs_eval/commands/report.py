@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from trecs_eval.atomic import write_text
 from trecs_eval.errors import ConfigError, suggest
 
 FORMATS = ("md", "tex", "csv", "html")
@@ -80,7 +81,6 @@ def run_report(args: argparse.Namespace) -> int:
         if path is None or fmt != "html":
             sys.stdout.write(text)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            write_text(path, text)
             print(f"wrote {path}", file=sys.stderr)
     return 0

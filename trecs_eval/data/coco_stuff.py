@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import InputError, suggest
 
 UNLABELED_IDS = (0, 255)
@@ -162,7 +163,8 @@ def write_label_map(path: str | os.PathLike[str], labels: np.ndarray) -> Path:
     if array.ndim != 2:
         raise ValueError(f"label map must be 2-D, got shape {array.shape}")
     _check_label_values(array, str(path))
-    Image.fromarray(array.astype(np.uint8)).save(path)
+    with atomic_write(path) as handle:
+        Image.fromarray(array.astype(np.uint8)).save(handle, format="PNG")
     return Path(path)
 
 
@@ -180,7 +182,8 @@ def write_instance_map(path: str | os.PathLike[str], instances: np.ndarray) -> P
     array = np.asarray(instances)
     if array.ndim != 2 or array.min(initial=0) < 0 or array.max(initial=0) > 65535:
         raise ValueError("instance map must be 2-D with ids in [0, 65535]")
-    Image.fromarray(array.astype(np.uint16)).save(path)
+    with atomic_write(path) as handle:
+        Image.fromarray(array.astype(np.uint16)).save(handle, format="PNG")
     return Path(path)
 
 

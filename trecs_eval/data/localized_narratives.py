@@ -18,6 +18,7 @@ and field; with ``on_error="skip"`` the line is skipped instead and recorded in 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.data.narratives import Narrative, TimedUtterance, TracePoint
 from trecs_eval.errors import InputError
 
@@ -371,16 +373,15 @@ def write_narratives_jsonl(path: str | os.PathLike[str], narratives: Iterable[Na
     Non-finite numbers raise ValueError (``allow_nan=False``): the reader would reject them.
     """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    opener = gzip.open if out.name.endswith(".gz") else open
-    try:
-        with opener(tmp, "wt", encoding="utf-8", newline="\n") as handle:
-            for narrative in narratives:
-                handle.write(json.dumps(narrative_to_dict(narrative), ensure_ascii=False,
-                                        allow_nan=False))
-                handle.write("\n")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(out) as raw:
+        # mtime=0: the same narratives give the same .gz bytes
+        binary = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if out.name.endswith(".gz") else raw
+        handle = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")
+        for narrative in narratives:
+            handle.write(json.dumps(narrative_to_dict(narrative), ensure_ascii=False, allow_nan=False))
+            handle.write("\n")
+        handle.flush()
+        handle.detach()  # the raw file is closed (and renamed) by atomic_write
+        if binary is not raw:
+            binary.close()
     return out

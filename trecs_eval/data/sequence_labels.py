@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from trecs_eval.atomic import write_text
 from trecs_eval.data.coco_stuff import NAME_TO_ID
 from trecs_eval.errors import InputError, suggest
 
@@ -192,9 +193,7 @@ def write_sequence_labels(
             if any(not tok or len(tok.split()) != 1 or tok != tok.strip() for tok in line):
                 raise ValueError(f"{kind} line {i + 1}: empty token or token with whitespace")
         path = split_file(root, split, kind)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(" ".join(line) + "\n" for line in lines), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, "".join(" ".join(line) + "\n" for line in lines))
         out[kind] = path
     return out
 

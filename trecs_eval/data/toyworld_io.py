@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from trecs_eval.atomic import write_text
 from trecs_eval.errors import InputError
 
 FORMAT = "trecs-eval/toyworld"
@@ -67,7 +68,7 @@ class ToyworldManifest:
 
 
 def write_manifest(manifest: ToyworldManifest) -> None:
-    manifest.paths.manifest.write_text(json.dumps(manifest.to_json(), indent=1) + "\n", encoding="utf-8")
+    write_text(manifest.paths.manifest, json.dumps(manifest.to_json(), indent=1) + "\n")
 
 
 def read_manifest(root: Path) -> ToyworldManifest:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import IdentityMismatchError, InputError, TrecsEvalError
 from trecs_eval.features.identity import ExtractorIdentity
 from trecs_eval.metrics.types import MetricInfo
@@ -227,7 +228,7 @@ class FidAgainstReference:
 def save_statistics(path: str | os.PathLike[str], stats: GaussianStatistics,
                     identity: ExtractorIdentity) -> None:
     """Write mu, sigma, n and the extractor identity (JSON) to an .npz file."""
-    with open(path, "wb") as handle:  # a file handle keeps numpy from appending ".npz"
+    with atomic_write(path) as handle:  # a file handle keeps numpy from appending ".npz"
         np.savez(handle, mu=stats.mu, sigma=stats.sigma, n=np.int64(stats.n),
                  identity=np.array(identity.canonical_json()))
 
