@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from trecs_eval.errors import ConfigError, InputError, suggest
+from trecs_eval.errors import ConfigError, suggest
+from trecs_eval.features.decode import decode_rgb
 
 
 def read_params(
@@ -51,11 +52,7 @@ def _same_kind(default: Any, value: Any) -> bool:
 def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
     """Decode an image file to H×W×3 uint8 RGB (any mode converted), optionally resized to
     ``size``×``size`` with PIL bicubic. Unreadable files are an InputError naming the path."""
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
-        raise InputError(f"cannot read image ({err})", path=str(path)) from None
+    rgb = Image.fromarray(decode_rgb(path))
     if size is not None and rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(rgb, dtype=np.uint8)

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from baselines._common import load_rgb, read_params
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.errors import ConfigError, InputError
+from trecs_eval.features.decode import open_image
 from trecs_eval.generation.protocol import Capabilities, Generation, GeneratorContext
 from trecs_eval.generation.runner import ItemCheck
 
@@ -57,10 +57,10 @@ class FolderGenerator:
                 absent.append(it.item_id)
                 continue
             try:
-                with Image.open(path) as img:
-                    img.load()  # decode fully: a truncated file fails here, not mid-run
+                with open_image(path) as img:
+                    img.load()  # decode fully: a truncated file (or a decompression bomb) fails here
                     size = img.size
-            except (OSError, UnidentifiedImageError):
+            except InputError:
                 unreadable.append(it.item_id)
                 continue
             if size != (self.size, self.size) and not self.resize:

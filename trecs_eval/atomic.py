@@ -23,11 +23,11 @@ _REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, 
             errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG}
 
 
-def file_mode() -> int:
-    """Permissions of a new file under the current umask."""
+def file_mode(directory: bool = False) -> int:
+    """Permissions of a new file (or directory) under the current umask."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def blocking_file(path: Path) -> Path | None:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from trecs_eval import __version__
-from trecs_eval.errors import TrecsEvalError
+from trecs_eval.errors import TrecsEvalError, describe_os_error
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -66,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"trecs-eval: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as err:  # the system refused (disk full, permissions, a vanished file): one line
+        if args.verbose:
+            raise
+        print(f"trecs-eval: error: {describe_os_error(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("trecs-eval: interrupted; finished work is on disk, re-run the same command to resume",

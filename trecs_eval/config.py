@@ -180,6 +180,12 @@ def load_config(path: Path | str) -> RunConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file", hint="pass a .toml file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); a config is UTF-8 TOML") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML ({err})") from None
     return config_from_dict(data, source=str(path))
@@ -272,6 +278,15 @@ def _validate_sources(config: RunConfig, source: str) -> None:
                           "kind = 'localized_narratives'")
     if dataset.limit is not None and dataset.limit < 1:
         raise ConfigError(f"{source}: dataset.limit = {dataset.limit} must be at least 1")
+    from trecs_eval.data.toyworld import MAX_ITEMS_PER_SEED, MIN_IMAGE_SIZE
+
+    ranges = {"dataset.n": (dataset.n, 1, MAX_ITEMS_PER_SEED), "dataset.seed": (dataset.seed, 0, None),
+              "dataset.image_size": (dataset.image_size, MIN_IMAGE_SIZE, None),
+              "extractors.batch_size": (config.extractors.batch_size, 1, None)}
+    for key, (value, low, high) in ranges.items():
+        if value < low or (high is not None and value > high):
+            allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{source}: {key} = {value} is out of range; it must be {allowed}")
     if reference.kind == "images" and reference.images is None:
         raise ConfigError(f"{source}: reference.images is required for reference.kind = 'images'")
     if reference.kind == "stats" and reference.stats is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
 
@@ -66,3 +67,10 @@ class ResumeError(TrecsEvalError):
 
 class IdentityMismatchError(TrecsEvalError):
     """Features or statistics were made by a different extractor than the one asked for."""
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an OSError: the file(s) and the system's reason (no traceback for the user)."""
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    files = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    return f"{files}: {reason}" if files else reason

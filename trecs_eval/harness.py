@@ -24,12 +24,20 @@ from trecs_eval.config import RunConfig, config_hash, config_to_dict
 from trecs_eval.data.evalset import EvalItem, EvalSet, build_evalset, load_toyworld
 from trecs_eval.data.localized_narratives import write_narratives_jsonl
 from trecs_eval.device import resolve_device
-from trecs_eval.errors import ConfigError, InputError
+from trecs_eval.errors import ConfigError, InputError, TrecsEvalError
 from trecs_eval.generation.protocol import GENERATORS, Generator, GeneratorContext
 from trecs_eval.generation.runner import ItemCheck, SystemOutput, generate_system, read_provenance
 from trecs_eval.measure import Measurements, check_metric_names, measure, sample_rows
+from trecs_eval.preflight import preflight
 from trecs_eval.results import RunResults, SystemInfo, write_results
-from trecs_eval.rundir import NARRATIVES_FILE, REPORT_DIR, claim_run_dir, write_samples
+from trecs_eval.rundir import (
+    NARRATIVES_FILE,
+    REPORT_DIR,
+    claim_run_dir,
+    record_output,
+    release_run_dir,
+    write_samples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +63,23 @@ class BuiltSystem:
 
 
 def run_one(config: RunConfig, *, force: bool = False, progress: bool = True,
-            resume_command: str = "trecs-eval run CONFIG") -> RunOutcome:
-    """Run (or resume) the evaluation described by ``config``; see the module docstring.
-    ``resume_command`` is what a failure message tells the user to run again."""
+            resume_command: str = "trecs-eval run CONFIG", source: str = "<config>") -> RunOutcome:
+    """Run (or resume) the evaluation described by ``config`` (read from ``source``); see the module
+    docstring. ``resume_command`` is what a failure message tells the user to run again. The run
+    directory's lock is held until the run ends."""
+    try:
+        return _run_claimed(config, force, progress, resume_command, source)
+    finally:
+        release_run_dir(config.out_dir)
+
+
+def _run_claimed(config: RunConfig, force: bool, progress: bool, resume_command: str,
+                 source: str) -> RunOutcome:
     timings: dict[str, float] = {}
     resume_hint = resume_command
     with _stage("claim run directory", timings, resume_hint):
         check_names(config)  # a typo in a system or metric name fails before any work
+        preflight(config, source)  # the whole config and its inputs, before the folder is claimed
         run_dir = claim_run_dir(config, force)
     with _stage("load dataset", timings, resume_hint):
         evalset = load_dataset(config, run_dir, progress)
@@ -85,8 +103,8 @@ def _stage(name: str, timings: dict[str, float], resume_hint: str) -> Iterator[N
     started = time.perf_counter()
     try:
         yield
-    except ConfigError:
-        raise  # the config must change first: "re-run to resume" would mislead
+    except TrecsEvalError:
+        raise  # the CLI's one line says what to fix (finished work stays on disk); no second message
     except (Exception, KeyboardInterrupt):
         log.error("run stopped during stage %r; finished work is on disk: re-run `%s` to resume",
                   name, resume_hint)
@@ -116,6 +134,7 @@ def load_dataset(config: RunConfig, run_dir: Path, progress: bool = True) -> Eva
         path = Path(spec.path) if spec.path is not None else run_dir / "data" / "toyworld"
         if not (path / "narratives.jsonl").is_file():
             build_toyworld(path, n=spec.n, seed=spec.seed, image_size=spec.image_size, progress=progress)
+            record_output(path)  # built by this run inside its folder: a changed dataset may delete it
         evalset = load_toyworld(path)
     else:
         assert spec.narratives is not None and spec.images is not None  # checked by the config

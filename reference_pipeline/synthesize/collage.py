@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 
 from reference_pipeline.bank import MaskBank
 from reference_pipeline.compose import Composition
-from trecs_eval.errors import InputError
+from trecs_eval.features.decode import decode_rgb
 
 SEAM_RADIUS_PX = 2
 SEAM_SIGMA_PX = 1.5
@@ -45,14 +45,10 @@ class CollageSynthesizer:
             self._cache.move_to_end(key)
             return self._cache[key]
         path: Path = self.bank.image_path(image_index)
-        try:
-            with Image.open(path) as img:
-                rgb = img.convert("RGB")
-                if rgb.size != (size[1], size[0]):
-                    rgb = rgb.resize((size[1], size[0]), Image.BILINEAR)
-                array = np.asarray(rgb, dtype=np.uint8)
-        except OSError as err:
-            raise InputError(f"cannot read bank image ({err})", str(path)) from err
+        rgb = Image.fromarray(decode_rgb(path))  # any mode; a bad file is an InputError naming it
+        if rgb.size != (size[1], size[0]):
+            rgb = rgb.resize((size[1], size[0]), Image.BILINEAR)
+        array = np.asarray(rgb, dtype=np.uint8)
         self._cache[key] = array
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -66,6 +66,6 @@ def run_command(args: argparse.Namespace) -> int:
     if config.extractors.uncalibrated:
         print_banner()
     outcome = run_one(config, force=args.force, progress=not quiet,
-                      resume_command=f"trecs-eval run {args.config}")
+                      resume_command=f"trecs-eval run {args.config}", source=str(args.config))
     print_summary(outcome)
     return 0

@@ -128,12 +128,11 @@ def _check_label_values(labels: np.ndarray, path: str) -> None:
 
 def _read_png(path: Path, what: str) -> tuple[str, np.ndarray]:
     """(PIL mode, pixel array) of a PNG; an unreadable file is an InputError naming it."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.mode, np.asarray(image)
-    except (OSError, SyntaxError) as err:
-        raise InputError(f"cannot read {what}: {err}", str(path)) from None
+    from trecs_eval.features.decode import open_image
+
+    with open_image(path) as image:  # an unreadable file or a decompression bomb: InputError naming it
+        image.load()
+        return image.mode, np.asarray(image)
 
 
 def read_label_map(path: str | os.PathLike[str], *, zero_based: bool = False) -> np.ndarray:

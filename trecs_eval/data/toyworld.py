@@ -27,6 +27,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
+from trecs_eval.atomic import file_mode
 from trecs_eval.data.coco_stuff import (
     coco_categories,
     masks_to_coco_annotations,
@@ -49,7 +51,9 @@ from trecs_eval.data.toyworld_io import (
     SEQUENCE_LABEL_SPLIT,
     ToyworldManifest,
     ToyworldPaths,
+    foreign_entries,
     read_manifest,
+    remove_toyworld,
     write_manifest,
 )
 from trecs_eval.data.toyworld_narrative import caption_of, plan_visits
@@ -196,11 +200,10 @@ def _check_args(n: int, seed: int, image_size: int) -> None:
 
 def _prepare_target(out: Path) -> Path:
     """A fresh temporary sibling of ``out``; refuses to replace a non-empty non-toyworld folder."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())):
-        raise ConfigError(f"{out} exists and is not a toyworld folder; refusing to overwrite it",
-                          hint="pass an empty or new directory")
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and foreign_entries(out):
+        remove_toyworld(out)  # raises, naming what is not ours; nothing is deleted
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    os.chmod(tmp, file_mode(directory=True))  # mkdtemp gives 0700; a dataset folder is shared
     for sub in ("images", "images_shifted", "segmentation", "instances", "sequence_labels"):
         (tmp / sub).mkdir(parents=True)
     return tmp
@@ -236,7 +239,7 @@ def write_toyworld(out: Path, n: int = 500, seed: int = 0, *, image_size: int = 
         bar.close()
     manifest = _write_texts(tmp, items, n, seed, image_size, shifted)
     if out.exists():
-        shutil.rmtree(out)
+        remove_toyworld(out)  # checked before the work started; checked again: it may have changed
     tmp.rename(out)
     return replace(manifest, paths=ToyworldPaths.under(out, shifted))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trecs_eval.atomic import write_text
-from trecs_eval.errors import InputError
+from trecs_eval.errors import ConfigError, InputError
 
 FORMAT = "trecs-eval/toyworld"
 FORMAT_VERSION = 1
@@ -95,3 +95,42 @@ def read_manifest(root: Path) -> ToyworldManifest:
     return ToyworldManifest(n=data["n"], seed=data["seed"], image_size=data["image_size"],
                             item_ids=tuple(str(i) for i in data["item_ids"]),
                             paths=ToyworldPaths.under(Path(root), data["shifted"]), shifted=data["shifted"])
+
+
+def foreign_entries(root: Path) -> list[Path]:
+    """Files under ``root`` that a toyworld folder of this manifest does not hold (a user's file,
+    another dataset); every entry when ``root`` has no toyworld manifest."""
+    root = Path(root)
+    try:
+        manifest = read_manifest(root)
+    except InputError:
+        return sorted(root.iterdir()) if root.is_dir() else [root]
+    paths = manifest.paths
+    expected = {paths.manifest, paths.narratives, paths.annotations, paths.images, paths.segmentation,
+                paths.instances, paths.sequence_labels}
+    if paths.images_shifted is not None:
+        expected.add(paths.images_shifted)
+    pngs = {f"{item_id}.png" for item_id in manifest.item_ids}
+    label_files = {f"{SEQUENCE_LABEL_SPLIT}.{kind}.txt" for kind in ("ids", "words", "tags")}
+    foreign = [p for p in root.iterdir() if p not in expected]
+    for folder in expected:
+        if folder.is_dir():
+            allowed = label_files if folder == paths.sequence_labels else pngs
+            foreign += [p for p in folder.iterdir() if p.name not in allowed or not p.is_file()]
+        elif folder.exists() and folder.suffix == "":
+            foreign.append(folder)
+    return sorted(foreign)
+
+
+def remove_toyworld(root: Path) -> None:
+    """Delete a toyworld folder, refusing (ConfigError, nothing deleted) when it holds anything a
+    toyworld folder does not: a `data download` folder or a user's file is never deleted."""
+    import shutil
+
+    foreign = foreign_entries(root)
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        shown = ", ".join(str(p) for p in foreign[:3]) + more
+        raise ConfigError(f"{root} is not a toyworld folder written by trecs-eval (it holds {shown}); "
+                          "refusing to replace it", hint="pass a new or empty directory")
+    shutil.rmtree(root)

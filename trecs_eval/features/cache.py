@@ -10,21 +10,31 @@ processes read and write the same file at once.
 
 Location: ``$TRECS_EVAL_CACHE`` if set, else ``$XDG_CACHE_HOME/trecs-eval``, else
 ``~/.cache/trecs-eval``; never inside the installed package.
+
+Damage. A row whose BLOB does not unpack (garbage, truncated) is quarantined: moved to the
+``quarantine`` table, reported as a warning naming the file, and treated as a miss, so it is
+recomputed. A file SQLite cannot use (corrupt pages, not a database, a disk that is full, a
+path that is a file) is one :class:`TrecsEvalError` naming it and saying that deleting it is
+safe: the cache only ever holds what can be computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from trecs_eval.errors import TrecsEvalError
+
+log = logging.getLogger(__name__)
 
 CACHE_FILENAME = "features.sqlite"
 BUSY_TIMEOUT_MS = 60_000  # a writer holding the lock for a large batch must not fail the reader
@@ -79,13 +89,18 @@ def pack_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:
     """Inverse of :func:`pack_arrays`; raises if the BLOB is truncated (never half a row)."""
+    if not isinstance(blob, bytes):
+        raise TrecsEvalError(f"feature cache row is not a BLOB ({type(blob).__name__})")
     head, _, body = blob.partition(b"\n")
-    header = json.loads(head)
-    out: dict[str, np.ndarray] = {}
-    for name, (shape, offset, nbytes) in header.items():
-        if offset + nbytes > len(body):
-            raise TrecsEvalError(f"feature cache row is truncated (array {name!r})")
-        out[name] = np.frombuffer(body, dtype="<f4", count=nbytes // 4, offset=offset).reshape(shape)
+    try:
+        header = json.loads(head)
+        out: dict[str, np.ndarray] = {}
+        for name, (shape, offset, nbytes) in header.items():
+            if offset + nbytes > len(body):
+                raise TrecsEvalError(f"feature cache row is truncated (array {name!r})")
+            out[name] = np.frombuffer(body, dtype="<f4", count=nbytes // 4, offset=offset).reshape(shape)
+    except (ValueError, TypeError, AttributeError) as err:  # garbage header, shape or offsets
+        raise TrecsEvalError(f"feature cache row is unreadable ({err})") from None
     return out
 
 
@@ -106,8 +121,13 @@ class FeatureCache:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_cache_dir() / CACHE_FILENAME
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise TrecsEvalError(f"feature cache {self.path} is a directory, not a cache file",
+                                 hint="set TRECS_EVAL_CACHE to another directory")
+        from trecs_eval.atomic import ensure_dir
+
+        ensure_dir(self.path.parent)  # a file where the cache folder should be: WriteError naming it
+        with self._guard():
             self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                          isolation_level=None)
             self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -115,14 +135,36 @@ class FeatureCache:
             # NORMAL in WAL mode is still crash-safe for the database (only the last
             # transactions may roll back on power loss), and avoids an fsync per batch.
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS features (identity TEXT NOT NULL, content TEXT NOT NULL,"
-                " arrays BLOB NOT NULL, PRIMARY KEY (identity, content)) WITHOUT ROWID")
+            for table in ("features", "quarantine"):
+                self._conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (identity TEXT NOT NULL, content TEXT NOT NULL,"
+                    " arrays BLOB NOT NULL, PRIMARY KEY (identity, content)) WITHOUT ROWID")
             self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except sqlite3.Error as err:
-            raise TrecsEvalError(f"cannot open feature cache {self.path}: {err}",
-                                 hint="set TRECS_EVAL_CACHE to a writable directory") from err
         self.stats = CacheStats()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite failures as one error naming the file (and that deleting it is safe)."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise TrecsEvalError(f"feature cache {self.path} cannot be used ({err}); it only holds "
+                                 "features that are recomputed on demand: deleting it is safe") from None
+
+    def _quarantine(self, identity_key: str, content: str, reason: str) -> None:
+        """Move an unreadable row out of the way (kept for inspection); it is recomputed as a miss."""
+        log.warning("feature cache %s: quarantined an unreadable row (%s); it will be recomputed",
+                    self.path, reason)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("INSERT OR REPLACE INTO quarantine SELECT identity, content, "
+                               "CAST(arrays AS BLOB) FROM features WHERE identity=? AND content=?",
+                               (identity_key, content))
+            self._conn.execute("DELETE FROM features WHERE identity=? AND content=?", (identity_key, content))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     def get_many(self, identity_key: str, content_keys: Iterable[str]
                  ) -> dict[str, dict[str, np.ndarray]]:
@@ -132,11 +174,15 @@ class FeatureCache:
         for start in range(0, len(keys), SQLITE_MAX_PARAMS):
             chunk = keys[start:start + SQLITE_MAX_PARAMS]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
-                f"SELECT content, arrays FROM features WHERE identity=? AND content IN ({marks})",
-                [identity_key, *chunk]).fetchall()
-            for content, blob in rows:
-                found[content] = unpack_arrays(blob)
+            with self._guard():
+                rows = self._conn.execute(
+                    f"SELECT content, arrays FROM features WHERE identity=? AND content IN ({marks})",
+                    [identity_key, *chunk]).fetchall()
+                for content, blob in rows:
+                    try:
+                        found[content] = unpack_arrays(blob)
+                    except TrecsEvalError as err:
+                        self._quarantine(identity_key, content, str(err))
         self.stats.hits += len(found)
         self.stats.misses += len(keys) - len(found)
         return found
@@ -147,22 +193,25 @@ class FeatureCache:
         rows = [(identity_key, key, pack_arrays(arrays)) for key, arrays in entries.items()]
         if not rows:
             return
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO features (identity, content, arrays) VALUES (?, ?, ?)", rows)
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+        with self._guard():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO features (identity, content, arrays) VALUES (?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
         self.stats.writes += len(rows)
 
     def count(self, identity_key: str | None = None) -> int:
         """Number of rows (for one identity, or all)."""
-        if identity_key is None:
-            return int(self._conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
-        return int(self._conn.execute("SELECT COUNT(*) FROM features WHERE identity=?",
-                                      (identity_key,)).fetchone()[0])
+        with self._guard():
+            if identity_key is None:
+                return int(self._conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+            return int(self._conn.execute("SELECT COUNT(*) FROM features WHERE identity=?",
+                                          (identity_key,)).fetchone()[0])
 
     def close(self) -> None:
         self._conn.close()

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from trecs_eval.data.narratives import Narrative
@@ -48,6 +48,7 @@ from trecs_eval.features.clip_weights import (
     load_clip_model,
     make_calibrated_clip_checkpoint,
 )
+from trecs_eval.features.decode import decode_rgb
 from trecs_eval.features.identity import ExtractorIdentity, sha256_file
 from trecs_eval.features.text_policy import DEFAULT_TEXT_POLICY, TextChunks, check_policy, chunk_narrative
 from trecs_eval.features.weight_files import checked_cache_file
@@ -174,11 +175,7 @@ class ClipEmbedder:
 
     # -- images ---------------------------------------------------------------------------------
     def _load_image(self, path: str) -> torch.Tensor:
-        try:
-            with Image.open(path) as img:
-                return self.preprocess(img.convert("RGB"))
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            raise InputError(f"cannot read image: {err}", path=path, field="image") from err
+        return self.preprocess(Image.fromarray(decode_rgb(path)))  # any mode; bad files name themselves
 
     def _embed_images(self, paths: Sequence[str]) -> np.ndarray:
         out = []

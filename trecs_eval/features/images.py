@@ -10,6 +10,9 @@ Preprocessing modes (part of a metric's definition, recorded in the extractor id
 
 Both give float32 tensors (3, 299, 299) in [0, 255]. Every image is processed on its own, so the
 result does not depend on the batch size, the worker count or the file order.
+
+Decoding to RGB uint8 is :mod:`trecs_eval.features.decode` (every PIL mode, 16-bit scaled, bombs
+refused).
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from trecs_eval.errors import InputError
+from trecs_eval.features.decode import check_unique_stems, decode_rgb, open_image
 from trecs_eval.features.identity import PREPROCESSING_MODES
 
 INPUT_PX = 299
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")  # the same set torch-fidelity looks for
+__all__ = ["IMAGE_EXTENSIONS", "INPUT_PX", "ImageReport", "PreprocessedImages", "decode_rgb", "image_batches",
+           "inspect_images", "list_images", "preprocess"]
 
 
 def list_images(directory: str | os.PathLike[str]) -> list[Path]:
@@ -43,6 +49,7 @@ def list_images(directory: str | os.PathLike[str]) -> list[Path]:
     if not files:
         raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found", path=str(root),
                          field="images")
+    check_unique_stems(files)
     return files
 
 
@@ -61,24 +68,11 @@ def inspect_images(paths: Sequence[str | os.PathLike[str]]) -> ImageReport:
     """Read only the headers: formats and needed conversions (also for cache hits)."""
     report = ImageReport()
     for path in paths:
-        try:
-            with Image.open(path) as img:
-                report.formats[img.format or "unknown"] += 1
-                if img.mode != "RGB":
-                    report.conversions[f"{img.mode}->RGB"] += 1
-        except (OSError, UnidentifiedImageError) as err:
-            raise InputError(f"cannot read image ({err})", path=str(path), field="image") from err
+        with open_image(path) as img:
+            report.formats[img.format or "unknown"] += 1
+            if img.mode != "RGB":
+                report.conversions[f"{img.mode}->RGB"] += 1
     return report
-
-
-def decode_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """(H, W, 3) uint8. Grayscale, palette, RGBA (alpha dropped, as torch-fidelity does) and CMYK
-    go through PIL's ``convert("RGB")``."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError) as err:
-        raise InputError(f"cannot decode image ({err})", path=str(path), field="image") from err
 
 
 def preprocess(rgb: np.ndarray, mode: str) -> torch.Tensor:

@@ -1,0 +1,82 @@
+"""Checks a run does before any work: the whole config and the inputs it names.
+
+Everything here reads; nothing writes. A problem is a :class:`ConfigError` (or :class:`InputError`)
+naming the config file and the key, raised before the run directory is claimed, so a typo never
+costs a generation pass and never binds a folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from trecs_eval.config import RunConfig
+from trecs_eval.errors import ConfigError, suggest
+
+
+def preflight(config: RunConfig, source: str = "<config>") -> None:
+    """Validate ``config`` (read from ``source``) as a whole: where it writes, every metric's
+    parameters, and that every input path it names exists with the right kind."""
+    from trecs_eval.rundir import check_out_dir
+
+    check_out_dir(config.out_dir, source)
+    check_metric_params(config, source)
+    check_input_paths(config, source)
+
+
+def _allowed_params() -> dict[str, Sequence[str]]:
+    """Parameter names each built-in metric accepts (the lists the metric stages check against)."""
+    from trecs_eval.measure import CANVAS_METRICS, CANVAS_PARAMS
+    from trecs_eval.measure_images import PARAMS
+    from trecs_eval.measure_text import CLIP_SCORE_PARAMS, R_PRECISION_PARAMS
+
+    return {**PARAMS, "clip_score": CLIP_SCORE_PARAMS, "clip_s": CLIP_SCORE_PARAMS,
+            "r_precision": R_PRECISION_PARAMS, **{name: CANVAS_PARAMS for name in CANVAS_METRICS}}
+
+
+def check_metric_params(config: RunConfig, source: str) -> None:
+    """Every ``[[metrics]] params`` key is one the metric takes (ConfigError with a suggestion)."""
+    allowed = _allowed_params()
+    for i, spec in enumerate(config.metrics):
+        names = allowed.get(spec.name)
+        if names is None:
+            continue  # an unknown metric name is reported by the name check, with its own suggestion
+        for key in spec.params:
+            if key not in names:
+                raise ConfigError(f"{source}: metrics[{i}] ({spec.name}): unknown parameter {key!r}"
+                                  f"{suggest(key, names)}")
+
+
+def _expect_path(path: Path | None, key: str, source: str, kind: str) -> None:
+    if path is None:
+        return
+    path = Path(path)
+    ok = path.is_dir() if kind == "folder" else path.is_file()
+    if not ok:
+        state = "does not exist" if not path.exists() else f"is not a {kind}"
+        raise ConfigError(f"{source}: {key} = {str(path)!r} {state}")
+
+
+def check_input_paths(config: RunConfig, source: str) -> None:
+    """Each input the config names exists (a toyworld ``dataset.path`` may be absent: it is built)."""
+    dataset, reference, extractors = config.dataset, config.reference, config.extractors
+    checks: Mapping[str, tuple[Path | None, str]] = {
+        "dataset.narratives": (dataset.narratives, "file"),
+        "dataset.images": (dataset.images, "folder"),
+        "dataset.segmentation": (dataset.segmentation, "folder"),
+        "dataset.subset": (dataset.subset, "file"),
+        "dataset.train_dir": (dataset.train_dir, "folder"),
+        "reference.images": (reference.images if reference.kind == "images" else None, "folder"),
+        "reference.stats": (reference.stats if reference.kind == "stats" else None, "file"),
+        "extractors.inception_weights": (extractors.inception_weights, "file"),
+    }
+    for key, (path, kind) in checks.items():
+        _expect_path(path, key, source, kind)
+    if reference.kind == "images" and reference.images is not None:
+        from trecs_eval.features.images import list_images
+
+        list_images(reference.images)  # no images, or two files with one stem: said now, not after features
+    if dataset.kind == "toyworld" and dataset.path is not None:
+        path = Path(dataset.path)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{source}: dataset.path = {str(path)!r} is not a folder")
