@@ -7,6 +7,7 @@ chart (one line per system) in the HTML form.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from reports.tables import Cell, Column, Table, column_decimals, display_name, o
 from trecs_eval.errors import InputError
 from trecs_eval.results import RESULTS_FILE
 
+log = logging.getLogger(__name__)
+
 HISTORY_FORMATS = ("md", "tex", "csv", "html")
 
 
@@ -30,6 +33,7 @@ class History:
 
     runs_dir: Path
     runs: tuple[LoadedRun, ...]
+    skipped: tuple[str, ...] = ()  # one line per run directory that could not be read, and why
 
     def run_label(self, run: LoadedRun) -> str:
         commit = (run.results.git_commit or "no-commit")[:8]
@@ -88,11 +92,22 @@ def load_history(runs_dir: Path | str) -> History:
     if not runs_dir.is_dir():
         raise InputError("not a directory", path=str(runs_dir),
                          hint="pass the folder that holds run directories")
-    found = [load_run(d) for d in sorted(runs_dir.iterdir()) if (d / RESULTS_FILE).is_file()]
+    found: list[LoadedRun] = []
+    skipped: list[str] = []
+    for folder in sorted(runs_dir.iterdir()):
+        if not (folder / RESULTS_FILE).is_file():
+            continue
+        try:
+            found.append(load_run(folder))
+        except InputError as err:  # one damaged run must not hide the history of the others
+            log.warning("history: skipping %s (%s)", folder, err.message)
+            skipped.append(f"{folder.name}: {err.message}")
     if not found:
-        raise InputError(f"no run directories (subfolders with {RESULTS_FILE}) here", path=str(runs_dir))
+        reason = f"; skipped: {skipped[0]}" if skipped else ""
+        raise InputError(f"no readable run directories (subfolders with {RESULTS_FILE}) here{reason}",
+                         path=str(runs_dir))
     found.sort(key=lambda r: (r.results.created, r.results.run_id))
-    return History(runs_dir, tuple(found))
+    return History(runs_dir, tuple(found), tuple(skipped))
 
 
 def render_history(history: History, fmt: str) -> str:
@@ -104,5 +119,5 @@ def render_history(history: History, fmt: str) -> str:
     return env.get_template("history.html.j2").render(
         title=f"trecs-eval history: {history.runs_dir.name}", charts=history.charts(),
         table_html=Markup(history.table().to_html()),  # the Table renderer escapes every cell itself
-        n_runs=len(history.runs),
+        n_runs=len(history.runs), skipped=history.skipped,
     )

@@ -30,6 +30,7 @@ from reports.tables import UNCALIBRATED_BANNER, display_name, ordered_metrics, s
 from trecs_eval.atomic import write_text
 from trecs_eval.data.coco_stuff import PALETTE, UNLABELED_IDS, colorize, label_name
 from trecs_eval.data.narratives import Narrative, align_utterances
+from trecs_eval.features.decode import decode_rgb
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 THUMB_PX = 160
@@ -63,8 +64,7 @@ def thumbnail(path: Path | None) -> Picture:
         return Picture(missing="no image recorded")
     if not path.is_file():
         return Picture(missing=f"missing file: {path}")
-    with Image.open(path) as image:
-        picture = _fit(image.convert("RGB"), THUMB_PX, Image.Resampling.BICUBIC)
+    picture = _fit(Image.fromarray(decode_rgb(path)), THUMB_PX, Image.Resampling.BICUBIC)  # any mode
     return Picture(uri=_png_uri(picture))
 
 
@@ -105,8 +105,7 @@ def _safe_label(label: int) -> str:
 def trace_picture(narrative: Narrative | None, reference: Path | None) -> Picture:
     """The mouse trace over the reference image (grey square when there is none), one colour per utterance."""
     if reference is not None and reference.is_file():
-        with Image.open(reference) as image:
-            base = _fit(image.convert("RGB"), TRACE_PX, Image.Resampling.BICUBIC)
+        base = _fit(Image.fromarray(decode_rgb(reference)), TRACE_PX, Image.Resampling.BICUBIC)
         note = ""
     else:
         base = Image.new("RGB", (TRACE_PX, TRACE_PX), (200, 200, 200))

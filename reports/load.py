@@ -9,6 +9,7 @@ Malformed files raise :class:`InputError` naming the file and the field.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +21,7 @@ from trecs_eval.data.localized_narratives import read_narratives
 from trecs_eval.data.narratives import Narrative
 from trecs_eval.errors import InputError
 from trecs_eval.metrics.types import MetricResult
-from trecs_eval.results import SAMPLES_FILE, RunResults, read_results
+from trecs_eval.results import RESULTS_FILE, SAMPLES_FILE, RunResults, read_results
 from trecs_eval.rundir import FEATURES_DIR, NARRATIVES_FILE
 
 REQUIRED_SAMPLE_COLUMNS = ("item_id", "system")
@@ -99,8 +100,9 @@ def load_features(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read features ({err})", path=str(path)) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # corrupt, truncated, pickled
+        raise InputError(f"cannot read features ({err}); re-run the run that wrote it",
+                         path=str(path)) from None
     if "item_ids" in arrays:
         arrays["item_ids"] = arrays["item_ids"].astype(str)
         n = len(arrays["item_ids"])
@@ -142,12 +144,50 @@ def _read_samples(run_dir: Path) -> pd.DataFrame | None:
     return samples
 
 
+# field -> what it must hold; a tampered or hand-edited results.json is refused, naming the field
+_NUMBER, _TEXT, _FLAG = (int, float), (str,), (bool,)
+_METRIC_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {  # field -> (types, None allowed)
+    "name": (_TEXT, False), "system": (_TEXT, False), "value": (_NUMBER, False), "ci_low": (_NUMBER, False),
+    "ci_high": (_NUMBER, False), "std": (_NUMBER, False), "n": ((int,), False),
+    "higher_is_better": (_FLAG, False), "status": (_TEXT, False), "seed": ((int,), True),
+}
+_RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "run_id": (_TEXT, False), "created": (_TEXT, False), "git_commit": (_TEXT, True),
+    "uncalibrated": (_FLAG, False),
+}
+METRIC_STATUSES = ("ok", "uncalibrated", "failed")
+
+
+def _check_field(value: object, kinds: tuple[type, ...], optional: bool, path: Path, field: str) -> None:
+    if value is None and optional:
+        return
+    wrong_bool = isinstance(value, bool) and bool not in kinds  # True is an int to Python, not to us
+    if wrong_bool or not isinstance(value, kinds):
+        expected = "a number" if kinds == _NUMBER else " or ".join(k.__name__ for k in kinds)
+        raise InputError(f"{value!r} where {expected} belongs", path=str(path), field=field)
+
+
+def check_results(results: RunResults, path: Path) -> RunResults:
+    """Every field a report reads has the type the schema says (InputError naming the field)."""
+    for key, (kinds, optional) in _RUN_FIELDS.items():
+        _check_field(getattr(results, key), kinds, optional, path, key)
+    for i, system in enumerate(results.systems):
+        _check_field(system.name, _TEXT, False, path, f"systems[{i}].name")
+    for i, metric in enumerate(results.metrics):
+        for key, (kinds, optional) in _METRIC_FIELDS.items():
+            _check_field(getattr(metric, key), kinds, optional, path, f"metrics[{i}].{key}")
+        if metric.status not in METRIC_STATUSES:
+            raise InputError(f"status {metric.status!r} is not one of {', '.join(METRIC_STATUSES)}",
+                             path=str(path), field=f"metrics[{i}].status")
+    return results
+
+
 def load_run(run_dir: Path | str) -> LoadedRun:
     """Read a run directory; samples and narratives are optional, results.json is not."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError("not a directory", path=str(run_dir), hint="pass a run directory")
-    results = read_results(run_dir)
+    results = check_results(read_results(run_dir), run_dir / RESULTS_FILE)
     narratives: dict[str, Narrative] = {}
     if (run_dir / NARRATIVES_FILE).is_file():
         narratives = {n.item_id: n for n in read_narratives(run_dir / NARRATIVES_FILE).narratives}

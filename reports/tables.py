@@ -235,7 +235,7 @@ class Table:
             parts.append(f"<tr><th>{esc(label)}</th>")
             for c in range(len(self.columns)):
                 text = esc(self.text(r, c))
-                status = self.cells[r][c].status
+                status = esc(self.cells[r][c].status, quote=True)  # results.json is untrusted input
                 parts.append(f'<td class="{status}">' + (f"<strong>{text}</strong>" if r in best[c] else text)
                              + "</td>")
             parts.append("</tr>")

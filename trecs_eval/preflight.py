@@ -72,6 +72,10 @@ def check_input_paths(config: RunConfig, source: str) -> None:
     }
     for key, (path, kind) in checks.items():
         _expect_path(path, key, source, kind)
+    if reference.kind == "stats" and reference.stats is not None:
+        from trecs_eval.metrics.fid import load_statistics
+
+        load_statistics(reference.stats)  # a malformed or pickled file is refused before any work
     if reference.kind == "images" and reference.images is not None:
         from trecs_eval.features.images import list_images
 

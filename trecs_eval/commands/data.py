@@ -101,6 +101,8 @@ def _check_narratives(path: Path, keep_going: bool) -> int:
         print(f"  problem: {skipped}")
     if result.skipped:
         raise InputError(f"{len(result.skipped)} malformed line(s); first: {result.skipped[0]}")
+    if not narratives:
+        raise InputError("holds no narratives (an empty file is not an evaluation set)", str(path))
     return 0
 
 

@@ -46,16 +46,17 @@ def _narratives_for(paths: list[Path], narratives_file: Path) -> list[Any]:
 
 
 def metrics_command(args: argparse.Namespace) -> int:
-    from trecs_eval.features.images import list_images
+    from trecs_eval.features.images import inspect_images, list_images
     from trecs_eval.metrics import engine
 
+    paths = list_images(args.generated)
+    inspect_images(paths)  # headers only: an unreadable file or a bomb is refused before a model is built
     names = engine.parse_metric_names(args.metrics)
     image_names = [n for n in names if n in engine.IMAGE_METRICS]
     text_names = [n for n in names if n in engine.TEXT_METRICS]
     if text_names and args.narratives is None:
         raise InputError(f"{', '.join(text_names)} need --narratives FILE.jsonl", field="narratives")
     extractors = engine.FeatureExtractors(settings_from_args(args))
-    paths = list_images(args.generated)
     results = []
     if image_names:
         results += _image_results(args, extractors, paths, image_names)

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from trecs_eval.atomic import file_mode
+from trecs_eval.atomic import ensure_dir, file_mode
 from trecs_eval.data.coco_stuff import (
     coco_categories,
     masks_to_coco_annotations,
@@ -219,7 +219,7 @@ def write_toyworld(out: Path, n: int = 500, seed: int = 0, *, image_size: int = 
     """
     _check_args(n, seed, image_size)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out.parent)  # a file in the way is a WriteError naming it
     tmp = _prepare_target(out)
     if not shifted:
         (tmp / "images_shifted").rmdir()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -237,13 +238,16 @@ def load_statistics(path: str | os.PathLike[str]) -> tuple[GaussianStatistics, E
     """Read a file written by :func:`save_statistics`; a malformed file names the bad field."""
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read reference statistics ({err})", path=str(path)) from err
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(f"cannot read reference statistics ({err})", path=str(path)) from None
     with data:
         for name in ("mu", "sigma", "n", "identity"):
             if name not in data.files:
                 raise InputError("missing array in reference statistics", path=str(path), field=name)
-        mu, sigma, n = data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data["n"])
+        try:  # an object array (pickle) is refused here, by allow_pickle=False
+            mu, sigma, n = data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data["n"])
+        except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
+            raise InputError(f"cannot read reference statistics ({err})", path=str(path)) from None
         try:
             identity = ExtractorIdentity.from_dict(json.loads(str(data["identity"])))
         except (ValueError, TypeError) as err:
