@@ -148,6 +148,9 @@ class FeatureCache:
         try:
             yield
         except sqlite3.Error as err:
+            if "full" in str(err):  # SQLITE_FULL: the disk, not the file, is the problem
+                raise TrecsEvalError(f"feature cache {self.path}: the disk is full ({err})",
+                                     hint="free some space and re-run; finished work is kept") from None
             raise TrecsEvalError(f"feature cache {self.path} cannot be used ({err}); it only holds "
                                  "features that are recomputed on demand: deleting it is safe") from None
 
