@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import InputError, MissingWeightsError
 
 LABEL_CHANNELS = 182
@@ -161,7 +162,8 @@ def save_checkpoint(model: SPADEGenerator, path: str | os.PathLike[str]) -> None
     """Writes the checkpoint format of the module doc."""
     checkpoint = {"format": CHECKPOINT_FORMAT, "config": asdict(model.config),
                   "state_dict": model.state_dict()}
-    torch.save(checkpoint, path)
+    with atomic_write(path) as handle:  # a file object: the bytes do not depend on the file's name
+        torch.save(checkpoint, handle)
 
 
 def load_generator(path: str | os.PathLike[str]) -> SPADEGenerator:

@@ -75,6 +75,25 @@ def _clip_weights(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clip_weights.make_calibrated_clip_checkpoint(target, "ViT-B-32", 0)
 
 
+def _calibrated_inception(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from trecs_eval.features import calibration
+
+    # the write path is under test, not the calibration: a tiny module and no forward passes
+    monkeypatch.setattr(calibration, "inception_skeleton", lambda: torch.nn.Linear(64, 64))
+    monkeypatch.setattr(calibration, "CALIBRATION_BATCHES", 0)
+    for step in ("_he_init", "_fit_batchnorm", "_calibrate_classifier"):
+        monkeypatch.setattr(calibration, step, lambda *a: None)
+    calibration.make_calibrated_inception_weights(target, 0)
+
+
+def _spade(target: Path) -> None:
+    from reference_pipeline.synthesize.spade import SpadeConfig, SPADEGenerator, save_checkpoint
+
+    save_checkpoint(SPADEGenerator(SpadeConfig(ngf=2, z_dim=8, nhidden=4, crop_size=64)), target)
+
+
 def _sequence_labels(target: Path) -> None:
     from trecs_eval.data.sequence_labels import write_sequence_labels
 
@@ -144,6 +163,8 @@ def _label_map(target: Path) -> None:
 WRITERS: dict[str, tuple[str, Callable[..., None]]] = {
     "reference_pipeline/bank.py": ("bank/bank.json", _bank),
     "features/clip_weights.py": ("clip.pt", _clip_weights),
+    "features/calibration.py": ("inception.pt", _calibrated_inception),
+    "reference_pipeline/synthesize/spade.py": ("spade.pt", _spade),
     "data/sequence_labels.py": ("labels/val.ids.txt", _sequence_labels),
     "reference_pipeline/tag/api.py": ("tagger.pt", _tagger),
     "metrics/fid.py": ("reference_stats.npz", _fid_statistics),
