@@ -158,10 +158,11 @@ def release_run_dir(run_dir: Path | str) -> None:
 # ---------------------------------------------------------------- claiming
 
 
-def claim_run_dir(config: RunConfig, force: bool = False) -> Path:
-    """Create or reuse ``config.out_dir`` for ``config`` and hold its lock; write config.toml and
-    config.hash. Returns the run directory. See the module docstring for the rules."""
-    run_dir = Path(config.out_dir)
+def adopt_run_dir(out_dir: Path | str) -> Path:
+    """Make ``out_dir`` this process's run directory: refuse a folder the tool did not make, create
+    it, take its lock and write the marker. Callers that write into the run directory before
+    :func:`claim_run_dir` (the demo's data splits) call this first."""
+    run_dir = Path(out_dir)
     check_out_dir(run_dir)
     if not _owned(run_dir):
         raise ResumeError(f"{run_dir} is not empty and was not made by `trecs-eval run`; nothing was "
@@ -170,6 +171,13 @@ def claim_run_dir(config: RunConfig, force: bool = False) -> Path:
     ensure_dir(run_dir)
     lock_run_dir(run_dir)
     _write_marker(run_dir)
+    return run_dir
+
+
+def claim_run_dir(config: RunConfig, force: bool = False) -> Path:
+    """Create or reuse ``config.out_dir`` for ``config`` and hold its lock; write config.toml and
+    config.hash. Returns the run directory. See the module docstring for the rules."""
+    run_dir = adopt_run_dir(config.out_dir)
     new_hash = config_hash(config)
     hash_path = run_dir / HASH_FILE
     if hash_path.is_file():

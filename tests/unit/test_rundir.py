@@ -17,6 +17,7 @@ from trecs_eval.errors import ConfigError, ResumeError
 from trecs_eval.rundir import (
     MARKER_FILE,
     RunDirLockedError,
+    adopt_run_dir,
     check_out_dir,
     claim_run_dir,
     record_output,
@@ -161,4 +162,12 @@ def test_a_second_run_is_refused_naming_the_holder_and_a_dead_holder_is_taken_ov
         holder.kill()
         holder.wait()
     assert claim_run_dir(config(tmp_path / "run")) == run_dir  # the kernel dropped the dead holder's lock
+    release_run_dir(run_dir)
+
+
+def test_a_folder_adopted_before_its_data_is_written_can_be_claimed(tmp_path):
+    """The demo writes its data splits into out_dir before the run: it adopts the folder first."""
+    run_dir = adopt_run_dir(tmp_path / "demo")
+    (run_dir / "data" / "train").mkdir(parents=True)
+    assert claim_run_dir(config(tmp_path / "demo")) == run_dir
     release_run_dir(run_dir)

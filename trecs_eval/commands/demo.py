@@ -143,6 +143,9 @@ def demo_command(args: argparse.Namespace) -> int:
     if uncalibrated:
         print_banner("Inception, CLIP" if inception is None else "CLIP")
     config = demo_config(args.out, args.n, uncalibrated, inception)
+    from trecs_eval.rundir import adopt_run_dir
+
+    adopt_run_dir(config.out_dir)  # the splits are written inside it: it must be ours (and locked) first
     build_splits(config, args.n, progress=not quiet)
     # the demo owns its directory: a changed demo (other n, weights now available) keeps what
     # still holds and regenerates the rest
