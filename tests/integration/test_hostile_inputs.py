@@ -223,7 +223,7 @@ def assert_one_error_line(code: int, stderr: str, names: list[str]) -> str:
     """Exit 2, no traceback, one ``trecs-eval: error:`` line (plus at most its hint) naming ``names``."""
     assert code == 2, stderr
     assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("##")]  # banner
+    lines = [line for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("trecs-eval: error: ")]
     assert len(errors) == 1, stderr
     assert all(line in errors or line.startswith("  hint: ") for line in lines), stderr

@@ -57,12 +57,15 @@ def with_overrides(config: RunConfig, device: str | None, uncalibrated: bool,
 
 def run_command(args: argparse.Namespace) -> int:
     from trecs_eval.commands._run_output import print_banner, print_summary, set_quiet
-    from trecs_eval.harness import run_one
+    from trecs_eval.harness import check_names, run_one
+    from trecs_eval.preflight import preflight
 
     quiet = bool(getattr(args, "quiet", False))
     set_quiet(quiet)
     config = with_overrides(load_config(args.config), args.device, args.uncalibrated_weights, args.limit,
                             args.metrics)
+    check_names(config)  # a bad config is one error line, not a banner and then an error
+    preflight(config, str(args.config))
     if config.extractors.uncalibrated:
         print_banner()
     outcome = run_one(config, force=args.force, progress=not quiet,
