@@ -36,13 +36,13 @@ images (:func:`trecs_eval.features.calibration.synthetic_images`).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import ConfigError, InputError, MissingWeightsError, UnknownNameError, suggest
 from trecs_eval.features.cache import default_cache_dir
 from trecs_eval.features.identity import sha256_file
@@ -206,7 +206,7 @@ def _calibration_batch(seed: int) -> torch.Tensor:
 
 def make_calibrated_dinov2_weights(path: str | os.PathLike[str], arch: str, seed: int) -> str:
     """Write calibrated random weights (module doc) as safetensors, atomically; return the sha256."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     torch.manual_seed(seed)  # timm's init draws from the global generator
     model = create_backbone(arch).eval()
@@ -222,17 +222,11 @@ def make_calibrated_dinov2_weights(path: str | os.PathLike[str], arch: str, seed
         model.norm.weight.copy_((FEATURE_STD_TARGET / std).float())
         model.norm.bias.copy_((-out.mean(dim=0) * FEATURE_STD_TARGET / std).float())
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        state: dict[str, Any] = {k: v.contiguous() for k, v in model.state_dict().items()}
-        # One metadata key: safetensors writes a metadata dict in hash order, so several keys
-        # made the bytes (and the sha256) differ between runs.
-        save_file(state, tmp, metadata={"trecs_eval": f"calibrated-random {arch} seed {seed} "
-                                                      f"v{CALIBRATION_VERSION}"})
-        os.replace(tmp, target)  # atomic: a concurrent reader sees no half-written file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    state: dict[str, Any] = {k: v.contiguous() for k, v in model.state_dict().items()}
+    # One metadata key: safetensors writes a metadata dict in hash order, so several keys
+    # made the bytes (and the sha256) differ between runs.
+    label = f"calibrated-random {arch} seed {seed} v{CALIBRATION_VERSION}"
+    blob = save(state, metadata={"trecs_eval": label})
+    with atomic_write(target, "wb") as handle:  # a concurrent reader sees no half-written file
+        handle.write(blob)
     return sha256_file(str(target))
