@@ -4,10 +4,14 @@ Install with ``pip install 'trecs-eval[diffusers]'``. ``AutoPipelineForText2Imag
 pipeline class from the folder's ``model_index.json`` (``StableDiffusionPipeline`` for 1.x/2.x,
 ``StableDiffusionXLPipeline`` for XL). Loading, dtype, scheduler, seeds and the long-narrative
 prompt policies are those of :mod:`baselines._diffusion`; the policy is a *required* parameter,
-never implicit. A batch of items is one pipeline call (a list of prompts and one generator per
-item). What made the images (folder sha256, scheduler, steps, guidance, dtype, seed and prompt
-policy, truncated prompts) is returned by :meth:`DiffusersGenerator.describe` and written to
-``results.json``.
+never implicit. With ``batched = true`` a batch of items is one pipeline call (a list of prompts
+and one generator per item: each item keeps its own latent), which is much faster on a GPU; but
+float kernels may round differently at another batch size (on CPU, 1 of 4 tiny-model images
+differed by one intensity level), so a resumed run could differ in the last bit from a clean one.
+The default, ``batched = false``, calls the pipeline per item: bytes independent of batching and
+of where a run was interrupted. What made the images (folder sha256, scheduler, steps, guidance,
+dtype, seed and prompt policy, truncated prompts) is returned by
+:meth:`DiffusersGenerator.describe` and written to ``results.json``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from trecs_eval.generation.protocol import Capabilities, Generation, GeneratorCo
 
 DEFAULTS: dict[str, Any] = {
     "model": None, "text_policy": None, "steps": 25, "guidance_scale": 7.5, "image_size": 0,
-    "dtype": "auto", "scheduler": "", "allow_download": False,
+    "dtype": "auto", "scheduler": "", "allow_download": False, "batched": False,
 }
 CHOICES: dict[str, tuple[Any, ...]] = {"text_policy": TEXT_POLICIES, "dtype": DTYPES}
 
@@ -80,7 +84,8 @@ def to_generations(images: Sequence[Any]) -> list[Generation]:
 
 class DiffusersGenerator(DiffusionBase):
     """Params: ``model`` and ``text_policy`` (required), ``steps``, ``guidance_scale``,
-    ``image_size`` (0 = the model's native size), ``dtype``, ``scheduler``, ``allow_download``."""
+    ``image_size`` (0 = the model's native size), ``dtype``, ``scheduler``, ``allow_download``,
+    ``batched``."""
 
     name: ClassVar[str] = "diffusers"
     capabilities: ClassVar[Capabilities] = Capabilities(uses_traces=False, returns_canvas=False)
@@ -89,7 +94,14 @@ class DiffusersGenerator(DiffusionBase):
         super().__init__(params, context, DEFAULTS, CHOICES, "AutoPipelineForText2Image")
 
     def generate(self, items: Sequence[EvalItem], seed: int) -> list[Generation]:
-        out = self.pipe([self.prompt(it) for it in items], num_inference_steps=self.p["steps"],
-                        guidance_scale=self.p["guidance_scale"],
-                        generator=item_generators(items, seed, self.device), **self.size_kwargs())
-        return to_generations(out.images)
+        groups = [list(items)] if self.p["batched"] else [[it] for it in items]
+        images = []
+        for group in groups:
+            out = self.pipe([self.prompt(it) for it in group], num_inference_steps=self.p["steps"],
+                            guidance_scale=self.p["guidance_scale"],
+                            generator=item_generators(group, seed, self.device), **self.size_kwargs())
+            images.extend(out.images)
+        return to_generations(images)
+
+    def describe(self, items: Sequence[EvalItem]) -> dict[str, Any]:
+        return {**super().describe(items), "batched": self.p["batched"]}

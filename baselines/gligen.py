@@ -46,8 +46,9 @@ from trecs_eval.metrics.label_canvas import points_for_words
 GLIGEN_MAX_BOXES = 30  # diffusers' StableDiffusionGLIGENPipeline: max_objs
 MIN_BOX_SIDE = 1 / 16
 GLIGEN_DEFAULTS: dict[str, Any] = {
-    **DEFAULTS, "tags": "predicted", "tagger": "fill", "tagger_seed": 0, "tagger_checkpoint": "",
-    "phrase": "words", "gligen_beta": 0.3, "max_boxes": GLIGEN_MAX_BOXES, "min_box_side": MIN_BOX_SIDE,
+    **{k: v for k, v in DEFAULTS.items() if k != "batched"},  # GLIGEN conditions one item per call
+    "tags": "predicted", "tagger": "fill", "tagger_seed": 0, "tagger_checkpoint": "", "phrase": "words",
+    "gligen_beta": 0.3, "max_boxes": GLIGEN_MAX_BOXES, "min_box_side": MIN_BOX_SIDE,
 }
 GLIGEN_CHOICES: dict[str, tuple[Any, ...]] = {**CHOICES, "tags": ("predicted", "oracle"),
                                               "phrase": ("words", "label")}

@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=None, help="default: 64 on CPU, 512 on CUDA")
     parser.add_argument("--steps", type=int, default=None, help="default: 2 on CPU, 25 on CUDA")
     parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=4, help="items per diffusers call")
+    parser.add_argument("--batch", type=int, default=4, help="items per diffusers call (batched = true)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--ngf", type=int, default=8, help="SPADE / CC-FPSE width of the random networks")
     for name in ("sd", "gligen", "spade", "ccfpse"):
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nets = network_checkpoints(root, size, args.ngf)
         context = GeneratorContext(device=args.device, image_size=size)
         common = {"text_policy": "whole_utterances", "steps": steps, "image_size": size}
-        sd = DiffusersGenerator({"model": str(models["sd"]), **common}, context)
+        sd = DiffusersGenerator({"model": str(models["sd"]), "batched": True, **common}, context)
         gligen = GligenGenerator({"model": str(models["gligen"]), "tags": "oracle", **common}, context)
         runs = {
             "diffusers (SD)": lambda its: [sd.generate(its[i:i + args.batch], 0)

@@ -80,6 +80,32 @@ def tiny_vae() -> object:
                          layers_per_block=1, norm_num_groups=2, sample_size=64)
 
 
+def build_tiny_xl_pipeline(folder: Path) -> Path:
+    """A tiny ``StableDiffusionXLPipeline``: two text encoders (the second with a projection), a
+    UNet with XL's added text/time embedding."""
+    from diffusers import DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    tokenizer, text_encoder = tiny_text_parts(folder.parent / f".{folder.name}-build")
+    torch.manual_seed(3)
+    config = CLIPTextConfig(**{**text_encoder.config.to_dict(), "projection_dim": TEXT_DIM})
+    text_encoder_2 = CLIPTextModelWithProjection(config).eval()
+    torch.manual_seed(1)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=2 * TEXT_DIM,
+        attention_head_dim=4, norm_num_groups=4, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=TEXT_DIM + 6 * 8)  # pooled text + 6 size/crop numbers
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                              clip_sample=False, set_alpha_to_one=False)
+    pipe = StableDiffusionXLPipeline(vae=tiny_vae(), text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                     tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
+                                     scheduler=scheduler)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def build_tiny_pipeline(folder: Path, kind: str = "sd") -> Path:
     """Save a tiny ``StableDiffusionPipeline`` (``kind="sd"``) or ``StableDiffusionGLIGENPipeline``
     (``"gligen"``: a UNet with gated self-attention and the box/phrase projection) to ``folder``."""

@@ -33,6 +33,7 @@ BOX_ABS_TOL = 1e-6  # boxes travel as float32 tensors into the UNet
 GROWTH = 1.4  # compose's TRACE_BOX_GROWTH, restated: the expected boxes are computed here by hand
 MIN_SIDE = 1 / 16
 WAIT_S = 300
+BATCH_ROUNDING_LEVELS = 2  # batched vs single calls: float kernels may round differently
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +77,14 @@ def image_bytes(out: Path, system: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((out / "images" / system).glob("*.png"))}
 
 
+@pytest.mark.slow  # three runs of two systems
 def test_both_systems_generate_sized_images_and_seeds_reproduce_bytes(tmp_path, toy, models):
     first = run(write_config(tmp_path / "a", toy, models))
-    run(write_config(tmp_path / "b", toy, models))
+    run(write_config(tmp_path / "b", toy, models, batch_size=3))  # other batches: the same bytes
     run(write_config(tmp_path / "c", toy, models, seed=4))
     for system in ("sd", "gligen"):
         a, b, c = (image_bytes(tmp_path / x, system) for x in "abc")
-        assert len(a) == N_ITEMS and a == b  # same seed, same bytes
+        assert len(a) == N_ITEMS and a == b  # same seed, same bytes, whatever the batches
         assert all(a[k] != c[k] for k in a)  # another run seed, other latents
         for name in a:
             with Image.open(tmp_path / "a" / "images" / system / name) as img:
@@ -153,6 +155,7 @@ def test_trace_boxes_reach_the_gligen_unet(tmp_path, toy, models, monkeypatch):
 CHILD = "import sys\nfrom trecs_eval.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
+@pytest.mark.slow  # a subprocess run, or three systems with Inception features
 def test_kill_9_mid_generation_resumes_without_regenerating(tmp_path, toy, models):
     big = tmp_path / "toy10"
     write_toyworld(big, n=10, seed=0, image_size=SIZE, shifted=False, progress=False)
@@ -181,6 +184,7 @@ def test_kill_9_mid_generation_resumes_without_regenerating(tmp_path, toy, model
     assert not list(out.rglob("*.tmp"))
 
 
+@pytest.mark.slow  # a subprocess run, or three systems with Inception features
 def test_toy_diffusion_config_runs(tmp_path, models, monkeypatch):
     """configs/toy_diffusion.toml as shipped, with the tiny models where its comments say to build them."""
     monkeypatch.chdir(tmp_path)
@@ -191,3 +195,25 @@ def test_toy_diffusion_config_runs(tmp_path, models, monkeypatch):
     assert {s["name"] for s in results["systems"]} >= {"sd", "gligen"}
     speeds = [s["generation"]["images_per_s"] for s in results["systems"] if s["name"] in ("sd", "gligen")]
     assert len(speeds) == 2 and min(speeds) > 0
+
+
+def test_xl_pipelines_and_batched_calls(tmp_path, toy):
+    """An SDXL-style folder loads through the same system (AutoPipelineForText2Image); with
+    ``batched = true`` a batch is one call and each item still gets its own seeded latent."""
+    from baselines.diffusers_t2i import DiffusersGenerator
+    from tests.diffusion_support import build_tiny_xl_pipeline
+    from trecs_eval.generation.protocol import GeneratorContext
+
+    folder = build_tiny_xl_pipeline(tmp_path / "xl")
+    items = list(load_toyworld(toy).items)[:2]
+    params = {"model": str(folder), "text_policy": "whole_utterances", "steps": 2, "image_size": SIZE}
+    single = DiffusersGenerator(params, GeneratorContext())
+    batched = DiffusersGenerator({**params, "batched": True}, GeneratorContext())
+    alone = [single.generate([it], seed=1)[0].image for it in items]
+    together = [g.image for g in batched.generate(items, seed=1)]
+    assert type(single.pipe).__name__ == "StableDiffusionXLPipeline"
+    assert all(a.shape == (SIZE, SIZE, 3) for a in alone + together)
+    assert not np.array_equal(together[0], together[1])  # one latent per item, not one per batch
+    for a, b in zip(alone, together, strict=True):  # the same latent: at most last-bit rounding apart
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= BATCH_ROUNDING_LEVELS
+    assert single.describe(items)["pipeline"] == "StableDiffusionXLPipeline"
