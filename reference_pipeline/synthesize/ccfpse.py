@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reference_pipeline.synthesize.spade import SEMANTIC_CHANNELS, SPADE, run_generator
+from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import InputError, MissingWeightsError
 
 CHECKPOINT_FORMAT = "trecs-ccfpse-v1"
@@ -163,7 +164,8 @@ def save_checkpoint(model: CondConvGenerator, path: str | os.PathLike[str]) -> N
     """Writes the checkpoint format of the module doc."""
     checkpoint = {"format": CHECKPOINT_FORMAT, "config": asdict(model.config),
                   "state_dict": model.state_dict()}
-    torch.save(checkpoint, path)
+    with atomic_write(path) as handle:  # a file object: the bytes do not depend on the file's name
+        torch.save(checkpoint, handle)
 
 
 def load_generator(path: str | os.PathLike[str]) -> CondConvGenerator:

@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 from reference_pipeline.synthesize import ccfpse, spade
-from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import InputError
 
 Tensors = dict[str, torch.Tensor]
@@ -151,11 +150,10 @@ def ccfpse_from_release(path: str | os.PathLike[str],
     return model.eval()
 
 
-def write_converted(model: nn.Module, out: str | os.PathLike[str], save: Callable[[Any, Any], None]) -> Path:
-    """``save(model, file)`` into ``out`` atomically; an existing ``out`` is never overwritten."""
+def write_converted(model: nn.Module, out: str | os.PathLike[str], save: Callable[[Any, Path], None]) -> Path:
+    """``save(model, out)`` (the savers write atomically); an existing ``out`` is never overwritten."""
     out = Path(out)
     if out.exists():
         raise InputError("output exists; choose another --out (a user's file is never overwritten)", str(out))
-    with atomic_write(out) as fh:
-        save(model, fh)
+    save(model, out)
     return out
