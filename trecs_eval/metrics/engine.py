@@ -150,9 +150,9 @@ def _fid_inf(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistic
     reference = ref.stats if isinstance(ref, ReferenceStatistics) else ref.pool
     found = fid_inf.features_to_fid_inf(gen.pool, reference, seed=seed, alpha=alpha, n_points=n_points,
                                         min_fraction=min_fraction)
-    warnings = () if found.reference_extrapolated else (
+    warnings = found.warnings + (() if found.reference_extrapolated else (
         "FID_inf against saved statistics: only the generated side is extrapolated; the reference's "
-        "own finite-sample bias remains",)
+        "own finite-sample bias remains",))
     return MetricResult("fid_inf", found.value, fid_inf.INFO.higher_is_better, len(gen), found.low,
                         found.high, seed=seed, warnings=warnings,
                         params={"sizes": list(found.sizes), "fids": list(found.fids), "slope": found.slope,

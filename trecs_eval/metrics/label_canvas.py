@@ -178,8 +178,10 @@ def segmentation_metrics(items: Sequence[EvalItem], canvases: Canvases, *, seed:
         low, high = bootstrap_statistic_ci(len(scored), lambda idx, fn=fn: fn(counts[idx].sum(axis=0)),
                                            n_resamples=n_resamples, seed=seed)
         per_sample = {item.item_id: fn(c) for item, c in zip(scored, counts, strict=True)}
-        results.append(MetricResult(info.name, fn(counts.sum(axis=0)), True, len(scored), low, high,
-                                    seed=seed, warnings=warnings, params={"n_resamples": n_resamples},
+        value = fn(counts.sum(axis=0))
+        results.append(MetricResult(info.name, value, True, len(scored), low, high, seed=seed,
+                                    warnings=warnings + containment_warning(info.name, value, low, high),
+                                    params={"n_resamples": n_resamples},
                                     per_sample=per_sample))
     return results
 
@@ -226,6 +228,7 @@ def tag_metrics_results(items: Sequence[EvalItem], predicted: Mapping[str, Seque
         if info is TAG_MACRO_F1_INFO:
             params["per_label"] = per_label  # the per-label breakdown, as tag_accuracy.py computes it
         results.append(MetricResult(info.name, value, True, len(scored), low, high, seed=seed, params=params,
+                                    warnings=containment_warning(info.name, value, low, high),
                                     per_sample=per_sample))
     return results
 
