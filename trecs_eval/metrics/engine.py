@@ -31,9 +31,8 @@ from trecs_eval.metrics.types import MetricResult
 IMAGE_METRICS = ("fid", "kid", "is", "fid_inf")
 TEXT_METRICS = ("clip_score", "clip_s", "r_precision")
 ALL_METRICS = IMAGE_METRICS + TEXT_METRICS
-# Each FID resample is a full FID (an n x n eigenproblem plus an n x d x d product, ~0.3 s at
-# n = 1000 on 2 cores): 100 resamples cost ~30 s and place the 2.5/97.5 % percentiles within
-# a few % of their 1000-resample values; raise it for publication tables.
+# n_bootstrap > 0 asks for intervals (0: none). FID/KID/IS/FID_inf intervals are analytic
+# (trecs_eval.metrics.intervals) and do not resample; the number is recorded in params.
 DEFAULT_IMAGE_BOOTSTRAP = 100
 DEFAULT_ALPHA = 0.05
 
