@@ -152,3 +152,24 @@ def test_gligen_parameter_errors(monkeypatch):
 def test_tokenizer_files_are_written_here(tmp_path):
     tiny_text_parts(tmp_path)
     assert Path(tmp_path / "_tok" / "vocab.json").is_file()
+
+
+def test_the_commented_diffusion_systems_of_ln_coco_val_are_valid():
+    """configs/ln_coco_val.toml ships `sd` and `gligen` commented out (they need local model
+    folders); uncommented, they name registered systems with parameters those systems accept."""
+    import tomllib
+
+    import baselines  # noqa: F401  (registers the built-ins)
+    from baselines._common import read_params
+    from baselines.diffusers_t2i import DEFAULTS
+    from baselines.gligen import GLIGEN_DEFAULTS
+    from trecs_eval.generation.protocol import GENERATORS
+
+    text = (Path(__file__).resolve().parents[2] / "configs" / "ln_coco_val.toml").read_text(encoding="utf-8")
+    commented = "\n".join(line[2:] for line in text.splitlines() if line.startswith("# ") and (
+        line.startswith(("# [[systems]]", "# name", "# generator", "# params"))))
+    systems = {s["name"]: s for s in tomllib.loads(commented)["systems"]}
+    assert set(systems) == {"sd", "gligen"}
+    for spec, defaults in ((systems["sd"], DEFAULTS), (systems["gligen"], GLIGEN_DEFAULTS)):
+        assert spec["generator"] in GENERATORS
+        read_params(spec["generator"], spec["params"], defaults, required=("model", "text_policy"))
