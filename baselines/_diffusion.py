@@ -37,7 +37,6 @@ TEXT_POLICIES = ("truncate", "whole_utterances")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 CLIP_MAX_TOKENS = 77  # including the start and end tokens
 SEED_POLICY = "per item: torch.Generator(device).manual_seed(item_seed(run seed, item_id))"
-HASH_CHUNK_BYTES = 1 << 20
 
 
 def import_diffusers() -> Any:
@@ -109,14 +108,12 @@ def folder_sha256(folder: Path) -> str:
     """sha256 over the sorted (relative path, file sha256) pairs of every non-hidden file under
     ``folder`` (symlinks followed, as the HF cache uses them): a renamed folder hashes the same,
     a changed weight file does not."""
+    from trecs_eval.features.identity import sha256_file
+
     outer = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()
                        and not any(part.startswith(".") for part in p.relative_to(folder).parts)):
-        inner = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(HASH_CHUNK_BYTES):
-                inner.update(chunk)
-        outer.update(f"{path.relative_to(folder).as_posix()}\0{inner.hexdigest()}\n".encode())
+        outer.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(str(path))}\n".encode())
     return outer.hexdigest()
 
 

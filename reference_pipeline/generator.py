@@ -240,6 +240,24 @@ class TReCSGenerator:
             image = self.network(comp.labels, comp.instances, item_seed(seed, item.item_id))
         return Generation(image=image, canvas=comp.labels, instances=comp.instances)
 
+    def describe(self, items: Sequence[EvalItem]) -> dict[str, Any]:
+        """Provenance for ``results.json``: the synthesizer and, for a network, its checkpoint's
+        sha256, config, dtype and seed policy (the latent, when it has one, from the item seed)."""
+        p = self.params
+        info: dict[str, Any] = {"synthesizer": p.synthesizer, "tags": p.tags, "retriever": p.retriever}
+        if self.network is not None:
+            from dataclasses import asdict
+
+            from trecs_eval.features.identity import sha256_file
+
+            checkpoint = str(p.spade_checkpoint if p.synthesizer == "spade" else p.ccfpse_checkpoint)
+            config = self.network.model.config  # type: ignore[attr-defined]
+            seeds = ("z ~ N(0, 1) from torch.Generator().manual_seed(item_seed(run seed, item_id))"
+                     if config.use_vae else "none: the network is deterministic")
+            info.update(model=checkpoint, model_sha256=sha256_file(checkpoint), model_config=asdict(config),
+                        dtype="float32", seed_policy=seeds)
+        return info
+
     def generate(self, items: Sequence[EvalItem], seed: int) -> list[Generation]:
         """One Generation per item, in order; an item's output does not depend on batching."""
         return [self.generate_one(item, seed) for item in items]

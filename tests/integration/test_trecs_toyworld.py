@@ -101,6 +101,9 @@ def test_network_synthesizers_through_the_generator(world, tmp_path, synthesizer
         torch.set_num_threads(threads)
     assert a.image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and a.image.tobytes() == b.image.tobytes()
     assert np.array_equal(a.canvas, b.canvas)
+    info = generator.describe(items[:1])
+    assert info["synthesizer"] == synthesizer and len(info["model_sha256"]) == 64
+    assert info["model_config"]["crop_size"] == 64 and "item_seed" in info["seed_policy"]
 
 
 def test_bad_parameters_and_inputs_are_clear_errors(world):

@@ -173,3 +173,31 @@ def test_the_commented_diffusion_systems_of_ln_coco_val_are_valid():
     for spec, defaults in ((systems["sd"], DEFAULTS), (systems["gligen"], GLIGEN_DEFAULTS)):
         assert spec["generator"] in GENERATORS
         read_params(spec["generator"], spec["params"], defaults, required=("model", "text_policy"))
+
+
+def test_gligen_predicted_tags_come_from_the_trained_tagger(monkeypatch, tmp_path):
+    """tags = "predicted" (the default): the project's tagger, trained on the train folder's
+    TReCS label files, names the spans; its boxes match those of its own tags."""
+    from reference_pipeline.generator import make_tagger
+    from trecs_eval.data.evalset import load_toyworld
+    from trecs_eval.data.toyworld import write_toyworld
+    from trecs_eval.metrics.label_canvas import points_for_words
+
+    pipe = types.SimpleNamespace(to=lambda device: None, set_progress_bar_config=lambda **kw: None)
+    fake = types.SimpleNamespace(StableDiffusionGLIGENPipeline=types.SimpleNamespace(
+        from_pretrained=lambda *a, **kw: pipe))
+    monkeypatch.setitem(sys.modules, "diffusers", fake)
+    for name, seed in (("train", 1), ("eval", 0)):
+        write_toyworld(tmp_path / name, n=20, seed=seed, image_size=32, shifted=False, progress=False)
+    ctx = GeneratorContext(train_dir=tmp_path / "train", work_dir=tmp_path / "work")
+    gen = GligenGenerator({"model": "m", "text_policy": "truncate"}, ctx)
+    tagger = make_tagger("fill", 0, None, ctx, "test")  # the cached tagger the generator trained
+    items = list(load_toyworld(tmp_path / "eval").items)
+    n_boxes = 0
+    for item in items:
+        words = item.narrative.words
+        want = grounding(words, tagger.tag(words), points_for_words(item.narrative, words), "words",
+                         GLIGEN_MAX_BOXES, MIN_BOX_SIDE)
+        assert gen.grounding(item) == want
+        n_boxes += len(want.boxes)
+    assert n_boxes >= len(items)  # the predicted tags do name objects with traces
