@@ -54,6 +54,7 @@ import numpy as np
 
 from trecs_eval.errors import TrecsEvalError
 from trecs_eval.metrics.bootstrap import DEFAULT_ALPHA, bootstrap_mean_ci
+from trecs_eval.metrics.intervals import containment_warning
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 DEFAULT_NEAREST_K = 5
@@ -256,9 +257,11 @@ def prdc_results(real: np.ndarray, fake: np.ndarray, *, nearest_k: int = DEFAULT
         side = INTERVAL_OVER[name]
         ids = fake_ids if side == "generated" else real_ids
         low, high = intervals.get(name, (math.nan, math.nan))
+        value = float(per_item[name].mean())
         results.append(MetricResult(
-            name, float(per_item[name].mean()), INFOS[name].higher_is_better, parts.n_fake, low, high,
-            seed=seed, per_sample=_per_sample(ids, per_item[name], side),
+            name, value, INFOS[name].higher_is_better, parts.n_fake, low, high, seed=seed,
+            warnings=containment_warning(name, value, low, high),
+            per_sample=_per_sample(ids, per_item[name], side),
             params={"nearest_k": nearest_k, "n_real": parts.n_real, "n_resamples": n_resamples,
                     "alpha": alpha, "interval_over": side}))
     return results

@@ -40,6 +40,7 @@ from trecs_eval.data.evalset import EvalItem
 from trecs_eval.data.narratives import Narrative, points_for_words
 from trecs_eval.errors import InputError
 from trecs_eval.metrics.bootstrap import DEFAULT_ALPHA, DEFAULT_N_RESAMPLES, bootstrap_mean_ci
+from trecs_eval.metrics.intervals import containment_warning
 from trecs_eval.metrics.label_canvas import Canvases, _canvas_of, point_pixels
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
@@ -153,5 +154,6 @@ def trace_hit_rate(items: Sequence[EvalItem], label_maps: Canvases, *, label_spa
         return MetricResult(INFO.name, math.nan, True, 0, seed=seed, status="failed", params=params,
                             warnings=("no narrative has a tagged span with trace points",))
     mean, low, high = bootstrap_mean_ci(list(per_sample.values()), n_resamples, seed, alpha, clusters=images)
+    warnings += containment_warning(INFO.name, mean, low, high)
     return MetricResult(INFO.name, mean, True, len(per_sample), low, high, seed=seed, warnings=warnings,
                         params=params, per_sample=per_sample)
