@@ -41,7 +41,6 @@ LEGEND_MAX = 12
 # Utterance colours (matplotlib tab10): the same colour marks the words and the trace drawn while saying them.
 UTTERANCE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                      "#7f7f7f", "#bcbd22", "#17becf")
-EXTREME_COLUMNS = ("clip_score", "clip_s", "trace_canvas_accuracy", "label_canvas_accuracy")
 
 
 @dataclass
@@ -169,19 +168,22 @@ def _system_cell(run: LoadedRun, system: str, row: pd.Series | None) -> dict[str
 
 
 def extremes(run: LoadedRun, k: int = EXTREMES_K) -> list[dict[str, object]]:
-    """Best and worst ``k`` items per system for each score in EXTREME_COLUMNS the run has."""
+    """Best and worst ``k`` items per system for each per-item metric (declared ``scope = "item"``)
+    whose values are graded (more than two distinct values: a 0/1 hit has no "best three")."""
     if run.samples is None:
         return []
     sections = []
-    for column in [c for c in EXTREME_COLUMNS if c in run.per_sample_columns]:
+    graded = [c for c in run.per_sample_columns
+              if run.info(c).scope == "item" and run.samples[c].dropna().nunique() > 2]
+    for column in graded:
         higher = _direction(run, column)
         for system in run.systems:
             rows = run.samples[run.samples["system"] == system].dropna(subset=[column])
             ranked = rows.sort_values(column, ascending=not higher, kind="stable")
             best = [_extreme_entry(run, r, column) for _, r in ranked.head(k).iterrows()]
             worst = [_extreme_entry(run, r, column) for _, r in ranked.tail(k)[::-1].iterrows()]
-            sections.append({"column": display_name(column), "system": system, "best": best, "worst": worst,
-                             "higher_is_better": higher})
+            sections.append({"column": display_name(column, run), "system": system, "best": best,
+                             "worst": worst, "higher_is_better": higher})
     return sections
 
 
@@ -223,9 +225,11 @@ def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: i
         title=f"trecs-eval report: {run.results.run_id}",
         uncalibrated=run.uncalibrated, banner=UNCALIBRATED_BANNER,
         table_html=Markup(summary_table(run).to_html()),  # the Table renderer escapes every cell itself
-        bars=[(display_name(m), plots.metric_bars(run, m)) for m in ordered_metrics(run.metric_names)],
-        per_label=[(display_name(m), plots.per_label_chart(m, v)) for m, v in per_label.items()],
-        distributions=[(display_name(c), plots.distribution_chart(run, c)) for c in run.per_sample_columns],
+        bars=[(display_name(m, run), plots.metric_bars(run, m))
+              for m in ordered_metrics(run.metric_names, run)],
+        per_label=[(display_name(m, run), plots.per_label_chart(m, v)) for m, v in per_label.items()],
+        distributions=[(display_name(c, run), plots.distribution_chart(run, c))
+                       for c in run.per_sample_columns],
         gallery=gallery(run, gallery_size, seed), gallery_seed=seed, extremes=extremes(run),
         provenance=provenance(run),
     )

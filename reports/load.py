@@ -20,7 +20,7 @@ import pandas as pd
 from trecs_eval.data.localized_narratives import read_narratives
 from trecs_eval.data.narratives import Narrative
 from trecs_eval.errors import InputError
-from trecs_eval.metrics.types import MetricResult
+from trecs_eval.metrics.types import MetricInfo, MetricResult
 from trecs_eval.results import RESULTS_FILE, SAMPLES_FILE, RunResults, read_results
 from trecs_eval.rundir import FEATURES_DIR, NARRATIVES_FILE
 
@@ -68,6 +68,17 @@ class LoadedRun:
             raise KeyError(name)
         return found
 
+    def info(self, name: str) -> MetricInfo:
+        """Metric ``name``'s declaration: display name, direction, feature key, column order.
+
+        From ``results.json`` (every run since the metric registry); for older runs from the
+        installed metric registry; else a generic one (the name, the results' direction)."""
+        found = self.results.metric_info.get(name)
+        if found is not None:
+            return found
+        result = next((m for m in self.results.metrics if m.name == name), None)
+        return declared_info(name, result.higher_is_better if result is not None else True)
+
     @cached_property
     def per_sample_columns(self) -> list[str]:
         """Numeric columns of samples.parquet that hold per-sample scores (metadata excluded)."""
@@ -93,6 +104,16 @@ class LoadedRun:
             path = self.features_path(name)
             self._features[name] = load_features(path) if path.is_file() else None
         return self._features[name]
+
+
+def declared_info(name: str, higher_is_better: bool = True) -> MetricInfo:
+    """The installed metric registry's declaration of ``name``, or a generic one (no suggestion:
+    a report shows whatever a run holds, plug-ins that are no longer installed included)."""
+    from trecs_eval.metrics.registry import METRICS, metric
+
+    if name in METRICS:
+        return metric(name).info
+    return MetricInfo(name, higher_is_better)
 
 
 def load_features(path: Path) -> dict[str, np.ndarray]:

@@ -66,7 +66,7 @@ def metric_bars(run: LoadedRun, metric: str) -> str:
     if wants_log_scale(values):
         ax.set_yscale("log")
         arrow += ", log scale"
-    ax.set_title(display_name(metric) + arrow, fontsize=10)
+    ax.set_title(display_name(metric, run) + arrow, fontsize=10)
     if run.uncalibrated:
         ax.text(0.5, 0.5, "UNCALIBRATED", transform=ax.transAxes, ha="center", va="center",
                 fontsize=18, color="#b00020", alpha=0.35, rotation=20)
@@ -117,7 +117,7 @@ def distribution_chart(run: LoadedRun, column: str) -> str:
     ax.set_xticks(range(1, len(systems) + 1), systems, rotation=20, ha="right")
     missing = sum(int(values.isna().sum()) for values in by_system)
     counts = ", ".join(str(d.size) for d in data)
-    ax.set_title(f"{display_name(column)} per sample (n = {counts}"
+    ax.set_title(f"{display_name(column, run)} per sample (n = {counts}"
                  + (f"; {missing} missing values not drawn)" if missing else ")"), fontsize=9)
     return figure_to_uri(fig)
 

@@ -2,13 +2,15 @@
 
 The default layout follows the TReCS paper's main comparison (rows: systems; columns: IS ↑,
 FID ↓, R-precision ↑), extended with KID, CLIPScore and label-canvas accuracy; any other metric
-in the run follows. Directions (↑/↓) and the bold best value per column come from each
-``MetricResult.higher_is_better``, never from a list here. Uncertainty is the 95 % CI. Style
-``pm`` (default) prints ``value ± half-width`` only where the interval is symmetric about the
-value (delta-method FID/KID, t-interval IS: ``|(high - value) - (value - low)|`` within
-:data:`SYMMETRY_REL_TOL` of the width) and ``value [low, high]`` everywhere else (percentile
-bootstraps are not symmetric: a ``±`` would claim a half-width the interval never had);
-``interval`` always prints ``value [low, high]``. Every format renders the same cell text.
+in the run follows. Column headers and order come from each metric's declaration
+(``MetricInfo`` in results.json: ``display_name``, ``column_order``), directions (↑/↓) and the
+bold best value per column from each ``MetricResult.higher_is_better``, never from a list here.
+Uncertainty is the 95 % CI. Style ``pm`` (default) prints ``value ± half-width`` only where the
+interval is symmetric about the value (delta-method FID/KID, t-interval IS:
+``|(high - value) - (value - low)|`` within :data:`SYMMETRY_REL_TOL` of the width) and
+``value [low, high]`` everywhere else (percentile bootstraps are not symmetric: a ``±`` would
+claim a half-width the interval never had); ``interval`` always prints ``value [low, high]``.
+Every format renders the same cell text.
 
 Uncalibrated results (random weights) carry a ``†`` in every cell and a banner in every
 format (a ``calibration`` column in CSV), so they can never pass for real numbers. A failed
@@ -25,23 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.load import LoadedRun, as_run
+from reports.load import LoadedRun, as_run, declared_info
 from trecs_eval.errors import InputError
 from trecs_eval.results import RESULTS_FILE
 
-# Paper order first (Koh et al. 2021, Table 1), then the extensions; unknown metrics follow.
-DEFAULT_COLUMN_ORDER = (
-    "is", "inception_score", "fid", "r_precision", "clip_r_precision", "kid", "clip_score", "clip_s",
-    "label_canvas_accuracy", "trace_canvas_accuracy", "canvas_pixel_accuracy", "canvas_miou",
-    "tag_accuracy", "tag_macro_f1",
-)
-DISPLAY_NAMES = {
-    "is": "IS", "inception_score": "IS", "fid": "FID", "kid": "KID", "r_precision": "R-precision",
-    "clip_r_precision": "CLIP R-precision", "clip_score": "CLIPScore", "clip_s": "CLIP-S",
-    "label_canvas_accuracy": "Label-canvas acc.", "trace_canvas_accuracy": "Trace-canvas acc.",
-    "canvas_pixel_accuracy": "Canvas pixel acc.", "canvas_miou": "Canvas mIoU", "tag_accuracy": "Tag acc.",
-    "tag_macro_f1": "Tag macro-F1",
-}
 UNCALIBRATED_MARK = "†"
 UNCALIBRATED_BANNER = (f"UNCALIBRATED: numbers marked {UNCALIBRATED_MARK} were computed with random "
                        "(untrained) weights; they are not comparable to published results")
@@ -51,8 +40,10 @@ CI_STYLES = ("pm", "interval", "none")
 SYMMETRY_REL_TOL = 1e-6  # symmetric intervals agree to round-off; bootstrap ones differ by percent
 
 
-def display_name(metric: str) -> str:
-    return DISPLAY_NAMES.get(metric, metric.replace("_", " "))
+def display_name(metric: str, run: LoadedRun | None = None) -> str:
+    """A metric's column header, from its declaration (``MetricInfo.display_name``): the run's
+    ``results.json`` when ``run`` is given, else the installed metric registry."""
+    return (run.info(metric) if run is not None else declared_info(metric)).label
 
 
 @dataclass(frozen=True)
@@ -271,16 +262,17 @@ def column_decimals(values: Sequence[float]) -> int:
     return 1 if typical >= 100 else 2 if typical >= 1 else 3 if typical >= 0.1 else 4
 
 
-def ordered_metrics(names: Sequence[str]) -> list[str]:
-    """The paper's column order for known metrics, then the rest alphabetically."""
-    known = [m for m in DEFAULT_COLUMN_ORDER if m in names]
-    return known + sorted(m for m in names if m not in DEFAULT_COLUMN_ORDER)
+def ordered_metrics(names: Sequence[str], run: LoadedRun | None = None) -> list[str]:
+    """Columns by each metric's declared ``column_order`` (the paper's order first: IS, FID,
+    R-precision, then the extensions), ties and undeclared metrics alphabetically."""
+    info = {name: run.info(name) if run is not None else declared_info(name) for name in names}
+    return sorted(dict.fromkeys(names), key=lambda name: (info[name].column_order, name))
 
 
 def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, ci_style: str = "pm") -> Table:
     """The run's main table: one row per system, one column per metric (paper order first)."""
     run = as_run(run)
-    names = list(metrics) if metrics is not None else ordered_metrics(run.metric_names)
+    names = list(metrics) if metrics is not None else ordered_metrics(run.metric_names, run)
     columns, grid = [], [[] for _ in run.systems]
     for name in names:
         results = [run.metric(s, name) for s in run.systems]
@@ -290,7 +282,7 @@ def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, c
                              path=str(run.run_dir / RESULTS_FILE), field="higher_is_better")
         cells = [Cell() if m is None else Cell(m.value, m.ci_low, m.ci_high, m.status) for m in results]
         decimals = column_decimals([c.value for c in cells if c.has_value])
-        columns.append(Column(name, display_name(name), declared.pop() if declared else None, decimals))
+        columns.append(Column(name, display_name(name, run), declared.pop() if declared else None, decimals))
         for row, cell in zip(grid, cells, strict=True):
             row.append(cell)
     dataset = run.results.dataset.get("name") or run.results.dataset.get("split") or ""

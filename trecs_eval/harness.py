@@ -260,6 +260,7 @@ def write_run(config: RunConfig, run_dir: Path, evalset: EvalSet, items: Sequenc
         timings=dict(timings),
         warnings=tuple(warnings) + tuple(measured.warnings),
         uncalibrated=measured.uncalibrated,
+        metric_info=measured.infos,
     )
     write_results(run_dir, results)
     return results

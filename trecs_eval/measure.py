@@ -1,14 +1,18 @@
-"""The features and metrics stage of a run: each forward pass once, every metric of every system.
+"""The features and metrics stage: every registered metric of every system, each forward pass once.
 
-* Inception (one pass: pool3 + logits) for FID, KID and IS, CLIP image embeddings for
-  CLIPScore / R-precision, CLIP text embeddings of the narratives once for all systems. All
-  three go through the content-addressed feature cache, so a resumed or extended run computes
-  features only for new images. Reference features (``reference.kind``) are cached the same
-  way: computed once per extractor identity.
-* Per-item features are written to ``RUN/features/{system}.npz`` and ``RUN/features/reference.npz``.
-* Label-canvas metrics for the systems that return canvases.
+One code path for runs (:func:`measure`) and ``trecs-eval metrics`` (:func:`evaluate_set`):
 
-Metric names (config ``[[metrics]] name``): see :data:`METRIC_NAMES`.
+1. :func:`plan_metrics` resolves each configured name in the metric registry
+   (:mod:`trecs_eval.metrics.registry`) and checks its parameters, before any work;
+2. for each image set (a system's images), each feature space the planned metrics need is
+   extracted once (:class:`~trecs_eval.features.registry.FeatureExtractors`; content-addressed
+   cache, so a resumed or extended run computes features only for new images); the reference
+   set's features (``reference.kind``) and the narratives' CLIP embeddings once per run;
+3. each metric's ``compute`` gets those features (:class:`~trecs_eval.metrics.types.MetricInputs`).
+
+Per-item arrays go to ``RUN/features/{system}.npz`` and ``RUN/features/reference.npz``; each
+metric's declaration (:class:`~trecs_eval.metrics.types.MetricInfo`) goes to results.json, where
+the reports read display names, directions and feature keys.
 """
 
 from __future__ import annotations
@@ -20,29 +24,44 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from trecs_eval.config import RunConfig
+from trecs_eval.config import MetricSpec, RunConfig
 from trecs_eval.data.evalset import EvalItem
-from trecs_eval.device import resolve_device
-from trecs_eval.errors import ConfigError, UnknownNameError, suggest
+from trecs_eval.data.narratives import Narrative
+from trecs_eval.errors import ConfigError, InputError, UnknownNameError, suggest
 from trecs_eval.features.cache import FeatureCache
 from trecs_eval.features.identity import library_versions
+from trecs_eval.features.images import list_images
+from trecs_eval.features.registry import EXTRACTORS, ExtractorSettings, FeatureExtractors
 from trecs_eval.generation.protocol import Generator
 from trecs_eval.generation.runner import SystemOutput
-from trecs_eval.metrics.types import MetricResult
+from trecs_eval.metrics.registry import checked_params, metric, parse_metric_names
+from trecs_eval.metrics.types import Metric, MetricInfo, MetricInputs, MetricOutput, MetricResult
 from trecs_eval.rundir import FEATURES_DIR, write_features_npz
 
 log = logging.getLogger(__name__)
 
-IMAGE_METRICS = ("fid", "kid", "is", "fid_inf")
-TEXT_METRICS = ("clip_score", "clip_s", "r_precision")
-CANVAS_METRICS = ("trace_canvas_accuracy", "canvas_pixel_accuracy", "canvas_miou")
-METRIC_NAMES = IMAGE_METRICS + TEXT_METRICS + CANVAS_METRICS
-CANVAS_PARAMS = ("n_resamples",)
 # Random weights for --uncalibrated-weights use one fixed seed, whatever the run seed, so that all
 # uncalibrated runs share one extractor identity (comparable, and cached once).
 UNCALIBRATED_WEIGHTS_SEED = 0
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class PlannedMetric:
+    """A registered metric with its checked parameters (defaults filled in)."""
+
+    metric: Metric
+    params: dict[str, Any]
+
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        return self.metric.spaces(self.params)
+
+    @property
+    def info(self) -> MetricInfo:
+        """The declaration as this run uses it (the feature space a parameter picked)."""
+        return replace(self.metric.info, features=self.spaces)
 
 
 @dataclass(frozen=True)
@@ -55,59 +74,169 @@ class Measurements:
     warnings: list[str] = field(default_factory=list)
     uncalibrated: bool = False
     extra_columns: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    infos: dict[str, MetricInfo] = field(default_factory=dict)
 
 
-def check_metric_names(config: RunConfig) -> None:
-    """Unknown metric names fail before any work, with a suggestion."""
-    for spec in config.metrics:
-        if spec.name not in METRIC_NAMES:
-            raise UnknownNameError(f"unknown metric {spec.name!r}{suggest(spec.name, METRIC_NAMES)}")
+def plan_metrics(specs: Sequence[MetricSpec]) -> list[PlannedMetric]:
+    """Names, parameters and feature spaces of ``specs``, checked before any work."""
+    parse_metric_names([s.name for s in specs])
+    plan = [PlannedMetric(metric(s.name), checked_params(s.name, s.params)) for s in specs]
+    for planned in plan:
+        for space in planned.spaces:
+            if space not in EXTRACTORS:
+                raise UnknownNameError(f"metric {planned.metric.name}: unknown feature space {space!r}"
+                                       f"{suggest(space, EXTRACTORS.names())}")
+    return plan
+
+
+def check_metric_names(config: RunConfig) -> list[PlannedMetric]:
+    """Unknown metric names, parameters or feature spaces fail before any work, with a suggestion."""
+    return plan_metrics(config.metrics)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; ``cuda`` without one is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for but no CUDA GPU is available",
+                          hint="use --device cpu or --device auto")
+    return device
+
+
+@dataclass
+class ReferenceFeatures:
+    """The reference set's features per space, extracted on first use (saved statistics serve
+    the ``inception`` space of FID only)."""
+
+    extractors: FeatureExtractors
+    paths: list[Path] = field(default_factory=list)
+    item_ids: list[str] = field(default_factory=list)
+    statistics: Any = None
+    source: str = "reference"
+    features: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, space: str) -> Any:
+        if space in self.features:
+            return self.features[space]
+        if self.statistics is not None:
+            if space != "inception":
+                raise ConfigError(f"saved reference statistics hold Inception features only; the {space!r} "
+                                  "space needs reference images", hint="set reference.kind to eval or images")
+            return self.statistics
+        if len(self.paths) < 2:
+            raise InputError(f"the reference set has {len(self.paths)} images; set metrics need more",
+                             path=self.source, field="reference")
+        log.info("%s: %d reference images", space, len(self.paths))
+        self.features[space] = self.extractors.extract(space, self.paths)
+        return self.features[space]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for space, feats in self.features.items():
+            out.update(self.extractors.get(space).arrays(feats))
+        return out
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """One set of images to score: a system's images in item order, and what they show."""
+
+    system: str
+    item_ids: tuple[str, ...]
+    paths: tuple[Path, ...]
+    narratives: tuple[Narrative, ...] = ()
+    items: tuple[EvalItem, ...] = ()
+    canvases: Mapping[str, Path] | None = None
+
+
+@dataclass
+class SetEvaluation:
+    """What :func:`evaluate_set` found for one image set."""
+
+    results: list[MetricResult] = field(default_factory=list)
+    columns: dict[str, dict[str, float]] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class TextEmbeddings:
+    """The narratives' CLIP embeddings, computed on first use and shared by every system."""
+
+    def __init__(self, extractors: FeatureExtractors, narratives: Sequence[Narrative]) -> None:
+        self.extractors, self.narratives, self._value = extractors, list(narratives), None
+
+    def get(self) -> Any:
+        if self._value is None:
+            if not self.narratives:
+                raise ConfigError("a text metric needs the narratives of the images",
+                                  hint="trecs-eval metrics: pass --narratives FILE.jsonl")
+            log.info("CLIP: embedding %d narratives", len(self.narratives))
+            self._value = self.extractors.clip_texts(self.narratives)
+        return self._value
+
+
+def evaluate_set(plan: Sequence[PlannedMetric], extractors: FeatureExtractors, images: ImageSet,
+                 reference: ReferenceFeatures, texts: TextEmbeddings, seed: int) -> SetEvaluation:
+    """Every planned metric of one image set; each feature space is extracted once."""
+    found = SetEvaluation()
+    applicable = [p for p in plan if "canvas" not in p.metric.needs or images.canvases is not None]
+    spaces = list(dict.fromkeys(s for p in applicable for s in p.spaces))
+    features: dict[str, Any] = {}
+    for space in spaces:
+        log.info("%s: images of %s", space, images.system)
+        features[space] = extractors.extract(space, images.paths)
+        found.arrays.update(extractors.get(space).arrays(features[space]))
+    identities = {space: extractors.get(space).identity.to_dict() for space in spaces}
+    for planned in applicable:
+        needs = planned.metric.needs
+        inputs = MetricInputs(
+            system=images.system, item_ids=images.item_ids, paths=images.paths, seed=seed,
+            features={s: features[s] for s in planned.spaces}, identities=identities,
+            reference={s: reference.get(s) for s in planned.spaces} if "reference" in needs else {},
+            texts=texts.get() if "text" in needs else None, narratives=images.narratives,
+            canvases=images.canvases, items=images.items)
+        output = planned.metric.compute(inputs, dict(planned.params))
+        if isinstance(output, MetricResult):
+            output = MetricOutput(output)
+        found.results.append(replace(output.result, system=images.system))
+        for column, values in output.columns.items():
+            found.columns[column] = dict(values)
+    return found
 
 
 def measure(config: RunConfig, run_dir: Path, items: Sequence[EvalItem], outputs: Sequence[SystemOutput],
             generators: Sequence[Generator], progress: bool = True) -> Measurements:
     """Extract features, write ``features/*.npz`` and compute every configured metric."""
-    check_metric_names(config)
-    wanted = {m.name: dict(m.params) for m in config.metrics}
+    plan = check_metric_names(config)
     extractors = feature_extractors(config, progress)
+    reference = run_reference(config, items, extractors)
+    texts = TextEmbeddings(extractors, [it.narrative for it in items])
+    ids = tuple(it.item_id for it in items)
     results: list[MetricResult] = []
-    identities: dict[str, dict[str, Any]] = {}
-    warnings: list[str] = []
     extra: dict[str, dict[str, dict[str, float]]] = {}
-    arrays: dict[str, dict[str, np.ndarray]] = {o.system: {} for o in outputs}
-    if any(name in wanted for name in IMAGE_METRICS):
-        from trecs_eval.measure_images import image_metrics_stage
-
-        stage = image_metrics_stage(config, run_dir, items, outputs, wanted, extractors)
-        results += stage.metrics
-        identities["inception"] = stage.identity
-        warnings += stage.warnings
-        for system, feats in stage.arrays.items():
-            arrays[system].update(feats)
-    if any(name in wanted for name in TEXT_METRICS):
-        from trecs_eval.measure_text import text_metrics_stage
-
-        stage = text_metrics_stage(config, items, outputs, wanted, extractors)
-        results += stage.metrics
-        identities["clip"] = stage.identity
-        warnings += stage.warnings
-        extra.update(stage.extra_columns)
-        for system, feats in stage.arrays.items():
-            arrays[system].update(feats)
-    item_ids = [it.item_id for it in items]
-    for system, feats in arrays.items():
-        if feats:
-            write_features_npz(run_dir / FEATURES_DIR / f"{system}.npz", item_ids, feats)
-    if any(name in wanted for name in CANVAS_METRICS):
-        results += canvas_metrics(config, items, outputs, generators, wanted)
+    for out, generator in zip(outputs, generators, strict=True):
+        canvases = ({i: out.canvases[i] for i in ids} if generator.capabilities.returns_canvas else None)
+        images = ImageSet(out.system, ids, tuple(out.images[i] for i in ids),
+                          tuple(it.narrative for it in items), tuple(items), canvases)
+        found = evaluate_set(plan, extractors, images, reference, texts, config.seed)
+        results += found.results
+        for column, values in found.columns.items():
+            extra.setdefault(column, {})[out.system] = values
+        if found.arrays:
+            write_features_npz(run_dir / FEATURES_DIR / f"{out.system}.npz", list(ids), found.arrays)
+    if reference.features:
+        write_features_npz(run_dir / FEATURES_DIR / f"{REFERENCE}.npz", reference.item_ids,
+                           reference.arrays())
+    identities = extractors.identities()
     uncalibrated = any(e.get("uncalibrated") for e in identities.values())
-    return Measurements(results, identities, library_versions(), warnings, uncalibrated, extra)
+    infos = {p.metric.name: p.info for p in plan}
+    return Measurements(results, identities, library_versions(), [], uncalibrated, extra, infos)
 
 
-def feature_extractors(config: RunConfig, progress: bool = True) -> Any:
-    """The metrics engine's extractors for this run's ``[extractors]`` settings (one cache)."""
-    from trecs_eval.metrics.engine import ExtractorSettings, FeatureExtractors
-
+def feature_extractors(config: RunConfig, progress: bool = True) -> FeatureExtractors:
+    """The run's extractors for its ``[extractors]`` settings (one cache)."""
     ex = config.extractors
     settings = ExtractorSettings(
         device=resolve_device(config.device), batch_size=ex.batch_size,
@@ -118,38 +247,25 @@ def feature_extractors(config: RunConfig, progress: bool = True) -> Any:
     return FeatureExtractors(settings, FeatureCache())
 
 
-def canvas_metrics(config: RunConfig, items: Sequence[EvalItem], outputs: Sequence[SystemOutput],
-                   generators: Sequence[Generator],
-                   wanted: Mapping[str, Mapping[str, Any]]) -> list[MetricResult]:
-    """Trace-canvas accuracy, canvas pixel accuracy and mIoU of every system that returns canvases.
+def run_reference(config: RunConfig, items: Sequence[EvalItem], extractors: FeatureExtractors
+                  ) -> ReferenceFeatures:
+    """The run's reference set (``[reference] kind``): the evaluation items' own reference images
+    (``eval``), a folder (``images``, e.g. a disjoint real split) or saved statistics (``stats``,
+    FID only; its extractor identity must equal this run's)."""
+    spec = config.reference
+    if spec.kind == "stats":
+        from trecs_eval.metrics.engine import ReferenceStatistics
 
-    Systems without canvases get no canvas metric (not applicable, not a failure)."""
-    from trecs_eval.metrics import label_canvas
-
-    results = []
-    for out, generator in zip(outputs, generators, strict=True):
-        if not generator.capabilities.returns_canvas:
-            continue
-        canvases = {it.item_id: np.asarray(Image.open(out.canvases[it.item_id])) for it in items}
-        found: list[MetricResult] = []
-        if "trace_canvas_accuracy" in wanted:
-            params = checked_params("trace_canvas_accuracy", wanted["trace_canvas_accuracy"], CANVAS_PARAMS)
-            found.append(label_canvas.trace_canvas_accuracy(items, canvases, seed=config.seed, **params))
-        if "canvas_pixel_accuracy" in wanted or "canvas_miou" in wanted:
-            params = {**wanted.get("canvas_pixel_accuracy", {}), **wanted.get("canvas_miou", {})}
-            params = checked_params("canvas_pixel_accuracy/canvas_miou", params, CANVAS_PARAMS)
-            segmentation = label_canvas.segmentation_metrics(items, canvases, seed=config.seed, **params)
-            found += [r for r in segmentation if r.name in wanted]
-        results += [replace(r, system=out.system) for r in found]
-    return results
-
-
-def checked_params(metric: str, params: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
-    """A metric's config params, refusing unknown keys with a suggestion."""
-    for key in params:
-        if key not in allowed:
-            raise ConfigError(f"metric {metric}: unknown parameter {key!r}{suggest(key, allowed)}")
-    return dict(params)
+        assert spec.stats is not None
+        return ReferenceFeatures(extractors, statistics=ReferenceStatistics.load(str(spec.stats)),
+                                 source=str(spec.stats))
+    if spec.kind == "images":
+        assert spec.images is not None
+        paths = list_images(spec.images)
+        return ReferenceFeatures(extractors, paths, [p.stem for p in paths], source=str(spec.images))
+    kept = [it for it in items if it.reference_image is not None]
+    return ReferenceFeatures(extractors, [Path(it.reference_image) for it in kept],  # type: ignore[arg-type]
+                             [it.item_id for it in kept], source="evaluation items' reference images")
 
 
 def sample_rows(run_dir: Path, items: Sequence[EvalItem], outputs: Sequence[SystemOutput],

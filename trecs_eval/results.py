@@ -22,7 +22,7 @@ from typing import Any
 
 from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import InputError
-from trecs_eval.metrics.types import MetricResult
+from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -48,7 +48,9 @@ class SystemInfo:
 
 @dataclass(frozen=True)
 class RunResults:
-    """Everything ``results.json`` holds. ``metrics`` carries one MetricResult per (system, metric)."""
+    """Everything ``results.json`` holds. ``metrics`` carries one MetricResult per (system, metric);
+    ``metric_info`` each metric's declaration (display name, direction, feature space, interval),
+    so reports show any metric, a plug-in's included, without a list of their own."""
 
     run_id: str
     created: str
@@ -64,6 +66,7 @@ class RunResults:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     uncalibrated: bool = False
+    metric_info: dict[str, MetricInfo] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def metric(self, system: str, name: str) -> MetricResult | None:
@@ -73,6 +76,7 @@ class RunResults:
         data = asdict(self)
         data["systems"] = [asdict(s) for s in self.systems]
         data["metrics"] = [m.to_dict() for m in self.metrics]
+        data["metric_info"] = {name: info.to_dict() for name, info in self.metric_info.items()}
         data["warnings"] = list(self.warnings)
         return _nan_to_none(data)
 
@@ -85,6 +89,8 @@ class RunResults:
             for s in data["systems"]
         )
         data["metrics"] = tuple(MetricResult.from_dict(m) for m in data["metrics"])
+        data["metric_info"] = {name: MetricInfo.from_dict(info)
+                               for name, info in data.get("metric_info", {}).items()}
         data["warnings"] = tuple(data.get("warnings", ()))
         return cls(**data)
 

@@ -15,6 +15,7 @@ from trecs_eval.metrics import engine
 from trecs_eval.metrics.fid import features_to_fid, features_to_statistics
 from trecs_eval.metrics.inception_score import logits_to_inception_score
 from trecs_eval.metrics.kid import features_to_kid
+from trecs_eval.metrics.registry import parse_metric_names
 
 IDENTITY = ExtractorIdentity(name="inception-v3-compat", weights_sha256="cd" * 32,
                              layers=("2048", "logits_unbiased"), preprocessing="tf1", uncalibrated=True)
@@ -72,8 +73,8 @@ def test_reference_statistics_and_their_identity(tmp_path) -> None:
 
 
 def test_metric_names() -> None:
-    assert engine.parse_metric_names("fid, is,fid") == ["fid", "is"]
+    assert parse_metric_names("fid, is,fid") == ["fid", "is"]
     with pytest.raises(UnknownNameError, match="did you mean 'kid'"):
-        engine.parse_metric_names("kdi")
+        parse_metric_names("kdi")
     with pytest.raises(ConfigError, match="needs a reference"):
         engine.image_metrics(_features(1), None, ["fid"], seed=0)

@@ -1,14 +1,15 @@
-"""The metrics engine facade: settings -> extractors (lazy, cached) -> metric results.
+"""The Inception-space metrics engine: FID, KID and IS of one set of features, with CIs.
 
-    settings = ExtractorSettings(inception_weights="w.pth", device="cpu")
-    extractors = FeatureExtractors(settings)
+    extractors = FeatureExtractors(ExtractorSettings(inception_weights="w.pth", device="cpu"))
     gen, ref = extractors.inception(gen_paths), extractors.inception(ref_paths)
     results = image_metrics(gen, ref, ["fid", "kid", "is"], seed=0)
 
-Image metrics (FID, KID, IS) share ONE Inception forward pass per image; text metrics
-(CLIPScore, CLIP-S, R-precision) delegate to :mod:`trecs_eval.features.clip` and the CLIP
-metric modules. Intervals of FID/KID/IS/FID_inf come from :mod:`trecs_eval.metrics.intervals`
-(delta method for FID and KID, t over splits for IS), each stating the quantity it covers.
+FID, KID, IS and FID_inf share ONE Inception forward pass per image (the ``inception``
+extractor of :mod:`trecs_eval.features.registry`; ``ExtractorSettings`` and ``FeatureExtractors``
+are re-exported here). Runs and ``trecs-eval metrics`` reach these functions through the metric
+registry (:mod:`trecs_eval.stages.inception`). Intervals of FID/KID/IS/FID_inf come from
+:mod:`trecs_eval.metrics.intervals` (delta method for FID and KID, t over splits for IS), each
+stating the quantity it covers.
 """
 
 from __future__ import annotations
@@ -16,105 +17,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trecs_eval.data.narratives import Narrative
 from trecs_eval.errors import ConfigError, UnknownNameError, suggest
-from trecs_eval.features.cache import FeatureCache
 from trecs_eval.features.identity import ExtractorIdentity
-from trecs_eval.features.inception import InceptionExtractor, InceptionFeatures
+from trecs_eval.features.registry import ExtractorSettings, FeatureExtractors
 from trecs_eval.metrics import fid, fid_inf, inception_score, intervals, kid
 from trecs_eval.metrics.types import MetricResult
 
-IMAGE_METRICS = ("fid", "kid", "is", "fid_inf")
-TEXT_METRICS = ("clip_score", "clip_s", "r_precision")
-ALL_METRICS = IMAGE_METRICS + TEXT_METRICS
+if TYPE_CHECKING:
+    from trecs_eval.features.inception import InceptionFeatures
+
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_IMAGE_BOOTSTRAP", "ExtractorSettings", "FeatureExtractors",
+           "ReferenceStatistics", "image_metrics"]
+
 # n_bootstrap > 0 asks for intervals (0: none). FID/KID/IS/FID_inf intervals are analytic
 # (trecs_eval.metrics.intervals) and do not resample; the number is recorded in params.
 DEFAULT_IMAGE_BOOTSTRAP = 100
 DEFAULT_ALPHA = 0.05
-
-
-def parse_metric_names(names: str | Sequence[str]) -> list[str]:
-    """``"fid,kid"`` or a list -> validated names (order kept, duplicates dropped)."""
-    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names)]
-    items = [n for n in items if n]
-    if not items:
-        raise ConfigError(f"no metrics given; available: {', '.join(ALL_METRICS)}")
-    for name in items:
-        if name not in ALL_METRICS:
-            raise UnknownNameError(f"unknown metric {name!r}{suggest(name, ALL_METRICS)}")
-    return list(dict.fromkeys(items))
-
-
-@dataclass(frozen=True)
-class ExtractorSettings:
-    """How features are made. Defaults: literature FID (``tf1``), CLIP ViT-B-32/openai."""
-
-    device: str = "auto"
-    batch_size: int = 32
-    num_workers: int = 1  # decode is ~50x faster than the model on CPU: one worker suffices
-    inception_weights: str | None = None
-    preprocessing: str = "tf1"
-    clip_model: str = "ViT-B-32"
-    clip_pretrained: str = "openai"
-    text_policy: str = "utterances"
-    uncalibrated: bool = False
-    seed: int = 0  # seed of the calibrated random weights (uncalibrated mode only)
-    progress: bool = True
-
-
-class FeatureExtractors:
-    """Extractors made on first use and kept; all share one feature cache."""
-
-    def __init__(self, settings: ExtractorSettings, cache: FeatureCache | None = None) -> None:
-        self.settings = settings
-        self.cache = cache if cache is not None else FeatureCache()
-        self._inception: InceptionExtractor | None = None
-        self._clip: Any = None
-
-    @property
-    def inception_extractor(self) -> InceptionExtractor:
-        if self._inception is None:
-            s = self.settings
-            self._inception = InceptionExtractor(
-                inception_weights=s.inception_weights, uncalibrated=s.uncalibrated, seed=s.seed,
-                preprocessing=s.preprocessing, device=s.device, batch_size=s.batch_size,
-                num_workers=s.num_workers, progress=s.progress, cache=self.cache)
-        return self._inception
-
-    @property
-    def clip(self) -> Any:
-        """The CLIP engineer's ``ClipEmbedder`` (imported lazily: open_clip is slow to import)."""
-        if self._clip is None:
-            from trecs_eval.features.clip import ClipEmbedder
-
-            s = self.settings
-            self._clip = ClipEmbedder(model=s.clip_model, pretrained=s.clip_pretrained,
-                                      device=s.device, text_policy=s.text_policy,
-                                      uncalibrated=s.uncalibrated, seed=s.seed, cache=self.cache,
-                                      batch_size=s.batch_size, progress=s.progress)
-        return self._clip
-
-    def inception(self, paths: Sequence[Any]) -> InceptionFeatures:
-        return self.inception_extractor.extract(paths)
-
-    def clip_images(self, paths: Sequence[Any]) -> np.ndarray:
-        return self.clip.image_embeddings(paths)
-
-    def clip_texts(self, narratives: Sequence[Narrative]) -> Any:
-        return self.clip.text_embeddings(narratives)
-
-    def identities(self) -> dict[str, dict[str, Any]]:
-        """Identities of the extractors used so far, for the results file."""
-        found = {}
-        if self._inception is not None:
-            found["inception"] = self._inception.identity.to_dict()
-        if self._clip is not None:
-            found["clip"] = self._clip.identity.to_dict()
-        return found
+INCEPTION_METRICS = ("fid", "kid", "is", "fid_inf")  # what image_metrics computes (its dispatch)
 
 
 def _fid(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistics, seed: int,
@@ -230,7 +153,9 @@ def image_metrics(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStat
     gives no CI (NaN bounds).
     """
     results = []
-    for name in parse_metric_names(list(names)):
+    for name in dict.fromkeys(names):
+        if name not in INCEPTION_METRICS:
+            raise UnknownNameError(f"not an Inception metric: {name!r}{suggest(name, INCEPTION_METRICS)}")
         if name == "is":
             results.append(_is(gen, seed, n_bootstrap, alpha, is_splits))
         elif name in ("fid", "kid", "fid_inf"):
@@ -255,30 +180,3 @@ def image_metrics(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStat
                     params={**m.params, "n_bootstrap": n_bootstrap, "alpha": alpha,
                             "preprocessing": gen.identity.preprocessing, "images": images})
             for m in results]
-
-
-def text_metrics(extractors: FeatureExtractors, image_paths: Sequence[Any],
-                 narratives: Sequence[Narrative], names: Sequence[str], *, seed: int,
-                 n_bootstrap: int = 1000, alpha: float = DEFAULT_ALPHA, system: str = ""
-                 ) -> list[MetricResult]:
-    """CLIPScore / CLIP-S / R-precision; ``image_paths[i]`` shows ``narratives[i]``."""
-    from trecs_eval.metrics.clip_score import compute_clip_score
-    from trecs_eval.metrics.r_precision import compute_r_precision
-
-    if len(image_paths) != len(narratives):
-        raise ConfigError(f"{len(image_paths)} images for {len(narratives)} narratives")
-    texts = extractors.clip_texts(narratives)
-    images = extractors.clip_images(image_paths)
-    ids = [n.item_id for n in narratives]
-    common = {"seed": seed, "n_resamples": n_bootstrap, "alpha": alpha, "system": system,
-              "extractor": extractors.clip.identity.to_dict(), "text_info": texts.info()}
-    results = []
-    for name in parse_metric_names(list(names)):
-        if name in ("clip_score", "clip_s"):
-            results.append(compute_clip_score(ids, images, texts.embeddings, name=name,
-                                              clusters=[n.image_id for n in narratives], **common))
-        elif name == "r_precision":
-            found = compute_r_precision(ids, [n.image_id for n in narratives], images,
-                                        texts.embeddings, **common)
-            results.append(found.metric)
-    return results
