@@ -28,6 +28,7 @@ import numpy as np
 from trecs_eval.config import MetricSpec, RunConfig
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.data.narratives import Narrative
+from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, InputError, UnknownNameError, suggest
 from trecs_eval.features.cache import FeatureCache
 from trecs_eval.features.identity import library_versions
@@ -92,18 +93,6 @@ def plan_metrics(specs: Sequence[MetricSpec]) -> list[PlannedMetric]:
 def check_metric_names(config: RunConfig) -> list[PlannedMetric]:
     """Unknown metric names, parameters or feature spaces fail before any work, with a suggestion."""
     return plan_metrics(config.metrics)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; ``cuda`` without one is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but no CUDA GPU is available",
-                          hint="use --device cpu or --device auto")
-    return device
 
 
 @dataclass
