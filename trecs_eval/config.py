@@ -133,7 +133,10 @@ class ReferenceSpec:
 class ExtractorSpec:
     """Feature extractors. ``None`` weights mean the standard published weights (cached, the
     ``weights`` extra, or downloaded); ``uncalibrated = true`` uses seeded random weights for every
-    extractor not given a weights file (an ``inception_weights`` file wins) and stamps its results."""
+    extractor not given a weights file (an ``inception_weights`` file wins) and stamps its results.
+    ``dinov2_*`` set the ``dinov2`` space (FD-DINOv2; ``vitl14`` defines it, ``vits14``/``vitb14``
+    are cheaper stand-ins, recorded as such), ``cmmd_clip_*`` the ``clip_cmmd`` space (CMMD),
+    ``segmenter_model`` the local Mask2Former directory of the ``mask2former`` segmenter."""
 
     inception_weights: Path | None = None
     preprocessing: str = "tf1"
@@ -142,6 +145,11 @@ class ExtractorSpec:
     text_policy: str = "utterances"
     batch_size: int = 32
     uncalibrated: bool = False
+    dinov2_arch: str = "vitl14"
+    dinov2_weights: Path | None = None
+    cmmd_clip_model: str = "ViT-L-14-336"
+    cmmd_clip_pretrained: str = "openai"
+    segmenter_model: Path | None = None
 
 
 @dataclass(frozen=True)

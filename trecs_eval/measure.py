@@ -199,7 +199,7 @@ def measure(config: RunConfig, run_dir: Path, items: Sequence[EvalItem], outputs
             generators: Sequence[Generator], progress: bool = True) -> Measurements:
     """Extract features, write ``features/*.npz`` and compute every configured metric."""
     plan = check_metric_names(config)
-    extractors = feature_extractors(config, progress)
+    extractors = feature_extractors(config, progress, toyworld_roots(config, items))
     reference = run_reference(config, items, extractors)
     texts = TextEmbeddings(extractors, [it.narrative for it in items])
     ids = tuple(it.item_id for it in items)
@@ -224,16 +224,37 @@ def measure(config: RunConfig, run_dir: Path, items: Sequence[EvalItem], outputs
     return Measurements(results, identities, library_versions(), [], uncalibrated, extra, infos)
 
 
-def feature_extractors(config: RunConfig, progress: bool = True) -> FeatureExtractors:
-    """The run's extractors for its ``[extractors]`` settings (one cache)."""
+def feature_extractors(config: RunConfig, progress: bool = True, toyworld_roots: Sequence[Path] = ()
+                       ) -> FeatureExtractors:
+    """The run's extractors for its ``[extractors]`` settings (one cache); ``toyworld_roots``
+    are the toyworld folders whose images the ``toyworld_oracle`` segmenter knows."""
     ex = config.extractors
+
+    def text(path: Path | None) -> str | None:
+        return str(path) if path is not None else None
+
     settings = ExtractorSettings(
         device=resolve_device(config.device), batch_size=ex.batch_size,
-        inception_weights=str(ex.inception_weights) if ex.inception_weights is not None else None,
-        preprocessing=ex.preprocessing, clip_model=ex.clip_model, clip_pretrained=ex.clip_pretrained,
-        text_policy=ex.text_policy, uncalibrated=ex.uncalibrated, seed=UNCALIBRATED_WEIGHTS_SEED,
-        progress=progress)
+        inception_weights=text(ex.inception_weights), preprocessing=ex.preprocessing,
+        clip_model=ex.clip_model, clip_pretrained=ex.clip_pretrained, text_policy=ex.text_policy,
+        uncalibrated=ex.uncalibrated, seed=UNCALIBRATED_WEIGHTS_SEED, progress=progress,
+        dinov2_arch=ex.dinov2_arch, dinov2_weights=text(ex.dinov2_weights),
+        cmmd_clip_model=ex.cmmd_clip_model, cmmd_clip_pretrained=ex.cmmd_clip_pretrained,
+        segmenter_model=text(ex.segmenter_model), toyworld_roots=tuple(str(r) for r in toyworld_roots))
     return FeatureExtractors(settings, FeatureCache())
+
+
+def toyworld_roots(config: RunConfig, items: Sequence[EvalItem]) -> list[Path]:
+    """The toyworld folders of a run (evaluation split, ``train_dir``, a reference split): every
+    image a toyworld system can return (real, retrieval) is in one of them."""
+    if config.dataset.kind != "toyworld":
+        return []
+    roots = {Path(it.reference_image).parent.parent for it in items if it.reference_image is not None}
+    if config.dataset.train_dir is not None:
+        roots.add(Path(config.dataset.train_dir))
+    if config.reference.kind == "images" and config.reference.images is not None:
+        roots.add(Path(config.reference.images).parent)
+    return sorted(roots)
 
 
 def run_reference(config: RunConfig, items: Sequence[EvalItem], extractors: FeatureExtractors

@@ -40,30 +40,22 @@ from tqdm import tqdm
 from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, InputError
 from trecs_eval.features.cache import FeatureCache, content_key_for_file
-from trecs_eval.features.dinov2_weights import (
+from trecs_eval.features.dinov2_weights import (  # normalize_batch lives there: calibration uses it too
     ARCHS,
     DEFINING_ARCH,
     INPUT_PX,
     POS_EMBED_OFFSET,
     load_dinov2,
+    normalize_batch,
     resolve_dinov2_weights,
 )
 from trecs_eval.features.identity import ExtractorIdentity, library_versions
 from trecs_eval.features.images import decode_rgb
 from trecs_eval.features.inception import keep_malloc_buffers
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PREPROCESSING = f"dgm-eval:pil-bicubic-{INPUT_PX}x{INPUT_PX}-no-crop,imagenet-mean-std"
 LAYER = "cls_token_after_norm"
 DEFAULT_BATCH_SIZE = 16
-
-
-def normalize_batch(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) float in [0, 1] -> ImageNet-normalized (x - mean) / std."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=images.dtype).view(1, 3, 1, 1)
-    return (images - mean) / std
 
 
 def preprocess_dgm_eval(rgb: np.ndarray) -> torch.Tensor:

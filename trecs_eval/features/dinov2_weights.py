@@ -54,6 +54,8 @@ ARCHS = {
     "vitb14": "vit_base_patch14_dinov2.lvd142m",
     "vits14": "vit_small_patch14_dinov2.lvd142m",
 }
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFINING_ARCH = "vitl14"  # FD-DINOv2 is defined on ViT-L/14 (dgm-eval's default)
 INPUT_PX = 224
 PATCH_PX = 14
@@ -196,9 +198,16 @@ def resolve_dinov2_weights(weights: str | os.PathLike[str] | None = None, arch: 
     return ResolvedWeights(path, sha256_file(str(path)), "file", uncalibrated=False)
 
 
+def normalize_batch(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) float in [0, 1] -> ImageNet-normalized (x - mean) / std (the extractor's and
+    the calibration's one normalization)."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 def _calibration_batch(seed: int) -> torch.Tensor:
     from trecs_eval.features.calibration import synthetic_images
-    from trecs_eval.features.dinov2 import normalize_batch  # the extractor's own normalization
 
     images = synthetic_images(np.random.RandomState(seed), CALIBRATION_IMAGES, INPUT_PX)
     return normalize_batch(images.float() / 255.0)

@@ -6,7 +6,11 @@ sha256, layers, preprocessing, library versions) and reads/writes the content-ad
 extractor, whatever the number of metrics, systems or runs that use them. A run builds each
 extractor once (:class:`FeatureExtractors`) and asks each one once per image set.
 
-Built-ins: ``inception`` (FID/KID/IS), ``clip`` (CLIPScore, R-precision; also embeds narratives).
+Built-ins: ``inception`` (FID/KID/IS), ``clip`` (CLIPScore, R-precision; also embeds narratives),
+``dinov2`` (FD-DINOv2), ``clip_cmmd`` (CLIP ViT-L/14@336 for CMMD), and the segmenters
+``toyworld_oracle`` (gold maps of known toyworld images) and ``mask2former`` (a local
+``transformers`` checkpoint), which give COCO-Stuff label maps (:class:`LabelMaps`).
+Every vector space also offers ``vectors(features) -> (n, d)`` (what PRDC uses).
 Third-party extractors register through the ``trecs_eval.extractors`` entry-point group with a
 factory ``(settings: ExtractorSettings, cache: FeatureCache) -> Extractor``.
 """
@@ -46,6 +50,12 @@ class ExtractorSettings:
     uncalibrated: bool = False
     seed: int = 0  # seed of the calibrated random weights (uncalibrated mode only)
     progress: bool = True
+    dinov2_arch: str = "vitl14"
+    dinov2_weights: str | None = None
+    cmmd_clip_model: str = "ViT-L-14-336"
+    cmmd_clip_pretrained: str = "openai"
+    segmenter_model: str | None = None  # a local Mask2Former checkpoint directory
+    toyworld_roots: tuple[str, ...] = ()  # toyworld folders the oracle segmenter knows
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,6 +98,9 @@ class InceptionSpace:
     def arrays(self, features: Any) -> dict[str, np.ndarray]:
         return {"inception_pool": features.pool, "inception_logits": features.logits}
 
+    def vectors(self, features: Any) -> np.ndarray:
+        return features.pool
+
 
 class ClipSpace:
     """``clip``: L2-normalized open_clip image embeddings; :meth:`texts` embeds narratives."""
@@ -111,8 +124,110 @@ class ClipSpace:
     def arrays(self, features: np.ndarray) -> dict[str, np.ndarray]:
         return {"clip_image": features}
 
+    def vectors(self, features: np.ndarray) -> np.ndarray:
+        return features
 
-BUILTIN_EXTRACTORS: dict[str, ExtractorFactory] = {"inception": InceptionSpace, "clip": ClipSpace}
+
+class ClipCmmdSpace:
+    """``clip_cmmd``: CMMD's CLIP (``cmmd_clip_model``, default ViT-L-14-336/openai) image embeddings."""
+
+    def __init__(self, settings: ExtractorSettings, cache: FeatureCache) -> None:
+        from trecs_eval.features.cmmd_clip import cmmd_embedder
+
+        s = settings
+        self.embedder = cmmd_embedder(model=s.cmmd_clip_model, pretrained=s.cmmd_clip_pretrained,
+                                      device=s.device, uncalibrated=s.uncalibrated, seed=s.seed, cache=cache,
+                                      batch_size=s.batch_size, progress=s.progress)
+        self.identity = self.embedder.image_identity
+
+    def extract(self, paths: Sequence[str | Path]) -> np.ndarray:
+        return self.embedder.image_embeddings(paths)
+
+    def arrays(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        return {"clip_cmmd_image": features}
+
+    def vectors(self, features: np.ndarray) -> np.ndarray:
+        return features
+
+
+class DinoV2Space:
+    """``dinov2``: DINOv2 CLS features (``dinov2_arch``, default ViT-L/14, dgm-eval preprocessing)."""
+
+    def __init__(self, settings: ExtractorSettings, cache: FeatureCache) -> None:
+        from trecs_eval.features.dinov2 import DinoV2Extractor
+
+        s = settings
+        self.extractor = DinoV2Extractor(arch=s.dinov2_arch, weights=s.dinov2_weights,
+                                         uncalibrated=s.uncalibrated, seed=s.seed, device=s.device,
+                                         batch_size=s.batch_size, cache=cache, progress=s.progress)
+        self.identity = self.extractor.identity
+
+    def extract(self, paths: Sequence[str | Path]) -> Any:
+        return self.extractor.extract(paths)
+
+    def arrays(self, features: Any) -> dict[str, np.ndarray]:
+        return {"dinov2": features.features}
+
+    def vectors(self, features: Any) -> np.ndarray:
+        return features.features
+
+
+@dataclass(frozen=True)
+class LabelMaps:
+    """A segmenter's COCO-Stuff label maps (H×W uint8, in path order) and its label space
+    (``output_ids``, ``canonical``: what :func:`trecs_eval.metrics.trace_hit.trace_hit_rate` needs)."""
+
+    maps: list[np.ndarray]
+    label_space: Any
+
+
+class SegmenterSpace:
+    """A segmenter as a feature space: label maps, cached by image content and segmenter identity."""
+
+    def __init__(self, segmenter: Any, cache: FeatureCache) -> None:
+        self.segmenter, self.cache = segmenter, cache
+        self.identity = segmenter.identity
+
+    def extract(self, paths: Sequence[str | Path]) -> LabelMaps:
+        from trecs_eval.features.segmenter import segment_images
+
+        return LabelMaps(segment_images(self.segmenter, paths, self.cache), self.segmenter)
+
+    def arrays(self, features: LabelMaps) -> dict[str, np.ndarray]:
+        return {}  # maps are images, not per-item vectors: re-made from the cache when needed
+
+
+def toyworld_oracle(settings: ExtractorSettings, cache: FeatureCache) -> SegmenterSpace:
+    """``toyworld_oracle``: the gold map of every image of ``toyworld_roots`` (a perfect segmenter
+    for real toyworld images, ``unlabeled`` for any other image)."""
+    from trecs_eval.errors import ConfigError
+    from trecs_eval.features.segmenter import OracleSegmenter
+
+    pairs = [(image, Path(root) / "segmentation" / image.name, False)
+             for root in settings.toyworld_roots for sub in ("images", "images_shifted")
+             for image in sorted((Path(root) / sub).glob("*.png"))
+             if (Path(root) / "segmentation" / image.name).is_file()]
+    if not pairs:
+        raise ConfigError("the toyworld_oracle segmenter knows no image: it needs a toyworld dataset",
+                          hint="use segmenter = \"mask2former\" on other data")
+    return SegmenterSpace(OracleSegmenter(pairs), cache)
+
+
+def mask2former(settings: ExtractorSettings, cache: FeatureCache) -> SegmenterSpace:
+    """``mask2former``: a local COCO-panoptic Mask2Former directory (``segmenter_model``)."""
+    from trecs_eval.errors import MissingWeightsError
+    from trecs_eval.features.segmenter import Mask2FormerSegmenter
+
+    if settings.segmenter_model is None:
+        raise MissingWeightsError("no segmenter checkpoint given",
+                                  hint="set extractors.segmenter_model (or --segmenter-model) to a local "
+                                       "Mask2Former COCO-panoptic directory saved with save_pretrained()")
+    return SegmenterSpace(Mask2FormerSegmenter(settings.segmenter_model, device=settings.device), cache)
+
+
+BUILTIN_EXTRACTORS: dict[str, ExtractorFactory] = {
+    "inception": InceptionSpace, "clip": ClipSpace, "clip_cmmd": ClipCmmdSpace, "dinov2": DinoV2Space,
+    "toyworld_oracle": toyworld_oracle, "mask2former": mask2former}
 
 
 def register_builtins() -> None:
