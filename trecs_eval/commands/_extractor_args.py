@@ -11,7 +11,7 @@ from trecs_eval.atomic import atomic_write
 from trecs_eval.features.identity import PREPROCESSING_MODES
 
 if TYPE_CHECKING:
-    from trecs_eval.metrics.engine import ExtractorSettings
+    from trecs_eval.features.registry import ExtractorSettings
 
 
 def add_extractor_arguments(parser: argparse.ArgumentParser, clip: bool = False) -> None:
@@ -36,18 +36,29 @@ def add_extractor_arguments(parser: argparse.ArgumentParser, clip: bool = False)
         parser.add_argument("--text-policy", choices=("utterances", "truncate"), default="utterances",
                             help="long narratives: average of <=77-token utterance chunks "
                                  "(default) or CLIP's truncation")
+    if clip:  # the further spaces of `trecs-eval metrics` (a run reads them from [extractors])
+        parser.add_argument("--dinov2-arch", choices=("vitl14", "vitb14", "vits14"), default="vitl14",
+                            help="DINOv2 backbone (vitl14 defines fd_dinov2; smaller ones are stand-ins)")
+        parser.add_argument("--dinov2-weights", metavar="PATH|RELEASE",
+                            help="DINOv2 weights file (default: the official release in the hub cache)")
+        parser.add_argument("--cmmd-clip-model", default="ViT-L-14-336", help="CLIP model of cmmd")
+        parser.add_argument("--cmmd-clip-pretrained", default="openai", metavar="TAG|PATH")
+        parser.add_argument("--segmenter-model", metavar="DIR",
+                            help="local Mask2Former (COCO panoptic) directory for the mask2former segmenter")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars")
 
 
 def settings_from_args(args: argparse.Namespace) -> ExtractorSettings:
     """The frozen settings the flags describe (CLI -> config, one direction)."""
-    from trecs_eval.metrics.engine import ExtractorSettings  # lazy: keeps `--help` free of torch
+    from trecs_eval.features.registry import ExtractorSettings  # lazy: keeps `--help` light
 
     extra: dict[str, Any] = {}
     if hasattr(args, "clip_model"):
         extra = {"clip_model": args.clip_model, "clip_pretrained": args.clip_pretrained,
-                 "text_policy": args.text_policy}
+                 "text_policy": args.text_policy, "dinov2_arch": args.dinov2_arch,
+                 "dinov2_weights": args.dinov2_weights, "cmmd_clip_model": args.cmmd_clip_model,
+                 "cmmd_clip_pretrained": args.cmmd_clip_pretrained, "segmenter_model": args.segmenter_model}
     return ExtractorSettings(
         device=args.device, batch_size=args.batch_size, num_workers=args.num_workers,
         inception_weights=args.inception_weights, preprocessing=args.preprocessing,

@@ -41,9 +41,12 @@ DEMO_SYSTEMS = (
     SystemSpec("real", "real"),
     SystemSpec("noise", "noise"),
 )
+DEMO_SEGMENTER = {"segmenter": "toyworld_oracle"}  # the gold map of a known toyworld image
 DEMO_METRICS = tuple(MetricSpec(name) for name in (
     "fid", "kid", "is", "clip_score", "r_precision", "trace_canvas_accuracy", "canvas_pixel_accuracy",
-    "canvas_miou"))
+    "canvas_miou", "precision", "recall", "density", "coverage")) + tuple(
+    MetricSpec(name, dict(DEMO_SEGMENTER))
+    for name in ("trace_hit_rate", "seg_trace_accuracy", "seg_pixel_accuracy", "seg_miou"))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

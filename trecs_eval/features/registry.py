@@ -10,7 +10,6 @@ Built-ins: ``inception`` (FID/KID/IS), ``clip`` (CLIPScore, R-precision; also em
 ``dinov2`` (FD-DINOv2), ``clip_cmmd`` (CLIP ViT-L/14@336 for CMMD), and the segmenters
 ``toyworld_oracle`` (gold maps of known toyworld images) and ``mask2former`` (a local
 ``transformers`` checkpoint), which give COCO-Stuff label maps (:class:`LabelMaps`).
-Every vector space also offers ``vectors(features) -> (n, d)`` (what PRDC uses).
 Third-party extractors register through the ``trecs_eval.extractors`` entry-point group with a
 factory ``(settings: ExtractorSettings, cache: FeatureCache) -> Extractor``.
 """
@@ -98,9 +97,6 @@ class InceptionSpace:
     def arrays(self, features: Any) -> dict[str, np.ndarray]:
         return {"inception_pool": features.pool, "inception_logits": features.logits}
 
-    def vectors(self, features: Any) -> np.ndarray:
-        return features.pool
-
 
 class ClipSpace:
     """``clip``: L2-normalized open_clip image embeddings; :meth:`texts` embeds narratives."""
@@ -124,9 +120,6 @@ class ClipSpace:
     def arrays(self, features: np.ndarray) -> dict[str, np.ndarray]:
         return {"clip_image": features}
 
-    def vectors(self, features: np.ndarray) -> np.ndarray:
-        return features
-
 
 class ClipCmmdSpace:
     """``clip_cmmd``: CMMD's CLIP (``cmmd_clip_model``, default ViT-L-14-336/openai) image embeddings."""
@@ -146,9 +139,6 @@ class ClipCmmdSpace:
     def arrays(self, features: np.ndarray) -> dict[str, np.ndarray]:
         return {"clip_cmmd_image": features}
 
-    def vectors(self, features: np.ndarray) -> np.ndarray:
-        return features
-
 
 class DinoV2Space:
     """``dinov2``: DINOv2 CLS features (``dinov2_arch``, default ViT-L/14, dgm-eval preprocessing)."""
@@ -167,9 +157,6 @@ class DinoV2Space:
 
     def arrays(self, features: Any) -> dict[str, np.ndarray]:
         return {"dinov2": features.features}
-
-    def vectors(self, features: Any) -> np.ndarray:
-        return features.features
 
 
 @dataclass(frozen=True)

@@ -160,13 +160,18 @@ def miou_from_counts(counts: np.ndarray) -> float:
 
 
 def segmentation_metrics(items: Sequence[EvalItem], canvases: Canvases, *, seed: int = 0,
-                         n_resamples: int = DEFAULT_N_RESAMPLES) -> list[MetricResult]:
-    """``canvas_pixel_accuracy`` and ``canvas_miou`` over the items that have a gold segmentation."""
+                         n_resamples: int = DEFAULT_N_RESAMPLES, label_lut: np.ndarray | None = None
+                         ) -> list[MetricResult]:
+    """``canvas_pixel_accuracy`` and ``canvas_miou`` over the items that have a gold segmentation.
+
+    ``label_lut`` (256,) maps both the gold and the predicted ids before counting (a segmenter's
+    merged classes: its canonical label), so a merged class is not a miss."""
     scored = [item for item in items if item.gold_segmentation is not None]
     if not scored:
         reason = "no item has a gold segmentation map"
         return [_failed(PIXEL_ACCURACY_INFO, reason, seed), _failed(MIOU_INFO, reason, seed)]
-    counts = np.stack([class_counts(read_gold_segmentation(item), _canvas_of(canvases, item))
+    lut = np.arange(N_LABEL_IDS) if label_lut is None else np.asarray(label_lut)
+    counts = np.stack([class_counts(lut[read_gold_segmentation(item)], lut[_canvas_of(canvases, item)])
                        for item in scored])
     if np.any(counts[:, 1].sum(axis=1) == 0):
         bad = scored[int(np.flatnonzero(counts[:, 1].sum(axis=1) == 0)[0])]

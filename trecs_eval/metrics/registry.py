@@ -34,6 +34,16 @@ BUILTIN_METRICS: dict[str, str] = {
     "trace_canvas_accuracy": "trecs_eval.stages.canvas:TRACE_CANVAS_ACCURACY",
     "canvas_pixel_accuracy": "trecs_eval.stages.canvas:CANVAS_PIXEL_ACCURACY",
     "canvas_miou": "trecs_eval.stages.canvas:CANVAS_MIOU",
+    "fd_dinov2": "trecs_eval.stages.dinov2:FD_DINOV2",
+    "cmmd": "trecs_eval.stages.cmmd:CMMD",
+    "precision": "trecs_eval.stages.prdc:PRECISION",
+    "recall": "trecs_eval.stages.prdc:RECALL",
+    "density": "trecs_eval.stages.prdc:DENSITY",
+    "coverage": "trecs_eval.stages.prdc:COVERAGE",
+    "seg_trace_accuracy": "trecs_eval.stages.segmentation:SEG_TRACE_ACCURACY",
+    "seg_pixel_accuracy": "trecs_eval.stages.segmentation:SEG_PIXEL_ACCURACY",
+    "seg_miou": "trecs_eval.stages.segmentation:SEG_MIOU",
+    "trace_hit_rate": "trecs_eval.stages.segmentation:TRACE_HIT_RATE",
 }
 
 

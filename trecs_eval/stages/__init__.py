@@ -1,7 +1,9 @@
 """One module per feature space: the registered metrics computed in that space.
 
-``inception`` (FID, KID, IS), ``clip`` (CLIPScore, CLIP-S, R-precision), ``canvas`` (label-canvas
-metrics of systems that draw canvases). Each module declares its metrics as
+``inception`` (FID, KID, IS, FID_inf), ``clip`` (CLIPScore, CLIP-S, R-precision), ``dinov2``
+(FD-DINOv2), ``cmmd`` (CMMD), ``prdc`` (precision, recall, density, coverage in any vector space),
+``segmentation`` (trace adherence of any system on a segmenter's map: ``seg_*``, ``trace_hit_rate``),
+``canvas`` (label-canvas metrics of systems that draw canvases). Each module declares its metrics as
 :class:`trecs_eval.metrics.types.Metric` objects; :mod:`trecs_eval.metrics.registry` lists them
 and :mod:`trecs_eval.measure` computes them, for runs and ``trecs-eval metrics`` alike.
 """

@@ -50,7 +50,7 @@ IS = Metric(
           "(IS at split size n/splits); n_resamples = 0: none", 10),
     _compute("is"), params={**_COMMON, "splits": inception_score.DEFAULT_SPLITS})
 FID_INF = Metric(
-    _info(fid_inf.INFO, "FID∞", "inception_pool", "delta-method sampling error plus the OLS error of the "
+    _info(fid_inf.INFO, "FID-inf", "inception_pool", "delta-method sampling error plus the OLS error of the "
           "intercept, for the population FID", 21),
     _compute("fid_inf"), params={**_COMMON, "n_points": fid_inf.DEFAULT_POINTS,
                                  "min_fraction": fid_inf.DEFAULT_MIN_FRACTION},
