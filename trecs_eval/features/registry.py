@@ -147,9 +147,10 @@ class DinoV2Space:
         from trecs_eval.features.dinov2 import DinoV2Extractor
 
         s = settings
-        self.extractor = DinoV2Extractor(arch=s.dinov2_arch, weights=s.dinov2_weights,
-                                         uncalibrated=s.uncalibrated, seed=s.seed, device=s.device,
-                                         batch_size=s.batch_size, cache=cache, progress=s.progress)
+        self.extractor = DinoV2Extractor(arch=s.dinov2_arch, weights=s.dinov2_weights,  # a file wins
+                                         uncalibrated=s.uncalibrated and s.dinov2_weights is None,
+                                         seed=s.seed, device=s.device, batch_size=s.batch_size, cache=cache,
+                                         progress=s.progress)
         self.identity = self.extractor.identity
 
     def extract(self, paths: Sequence[str | Path]) -> Any:
