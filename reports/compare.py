@@ -3,12 +3,14 @@
 For every (system, metric) both runs hold, ``delta = B - A`` over the items both runs share
 (item i of A is paired with item i of B), with a two-sided test of ``H0: E delta = 0``:
 
-* FID, KID: recomputed from ``features/{system}.npz`` and ``features/reference.npz``; a paired
-  delta-method z-test (:func:`trecs_eval.metrics.intervals.paired_delta_test`): the influence
-  values of B minus those of A, summed per cluster (image), plus the reference items' (shared by
-  both runs). No resampling: one eigendecomposition per run and system, so LN-COCO-sized gates
-  run in minutes (``benchmarks/bench_compare.py``, which also shows the agreement with the
-  paired bootstrap). KID is the unbiased MMD² over all pairs, the value the run reports.
+* FID, KID (and any metric whose declaration names the ``frechet`` or ``kid`` statistic on a
+  feature array, e.g. FD-DINOv2): recomputed from ``features/{system}.npz`` and
+  ``features/reference.npz``; a paired delta-method z-test
+  (:func:`trecs_eval.metrics.intervals.paired_delta_test`): the influence values of B minus
+  those of A, summed per cluster (image), plus the reference items' (shared by both runs). No
+  resampling: one eigendecomposition per run and system, so LN-COCO-sized gates run in minutes
+  (``benchmarks/bench_compare.py``, which also shows the agreement with the paired bootstrap).
+  KID is the unbiased MMD² over all pairs, the value the run reports.
 * IS: a paired t-test over the per-split differences (both runs split the shared items with the
   same seeded permutation, so split k holds the same items in both; the splits are independent).
 * per-item metrics (a numeric column of samples.parquet: CLIPScore, R-precision, ...): the
@@ -49,12 +51,10 @@ from trecs_eval.rundir import REFERENCE_FEATURES
 BETTER, WORSE, NO_CHANGE, NOT_COMPARED = "better", "worse", "no significant change", "not compared"
 DEFAULT_N_RESAMPLES = 1000
 DEFAULT_ALPHA = 0.05
-# Feature-set metrics: which features/*.npz array they need and whether they need the reference set.
-FEATURE_METRICS: dict[str, tuple[str, bool]] = {
-    "fid": ("inception_pool", True), "kid": ("inception_pool", True),
-    "is": ("inception_logits", False), "inception_score": ("inception_logits", False),
-}
-INFLUENCE = {"fid": intervals.fid_influence, "kid": intervals.kid_influence}
+# Set statistics recomputed from features/*.npz (the metric's declared ``MetricInfo.statistic`` on
+# its ``feature_key`` array): FID and FD-DINOv2 are both "frechet"; "inception_score" needs no reference.
+INFLUENCE = {"frechet": intervals.fid_influence, "kid": intervals.kid_influence}
+FEATURE_STATISTICS = (*INFLUENCE, "inception_score")
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,8 @@ def _feature_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: S
                   references: dict[str, ReferenceSet], alpha: float
                   ) -> tuple[float, float, PairedTest] | str:
     """``(value_a, value_b, test)`` of a feature metric, or the reason it cannot be computed."""
-    key, needs_reference = FEATURE_METRICS[metric]
+    info = a.info(metric)
+    key, needs_reference = info.feature_key, info.statistic != "inception_score"
     feats_a, feats_b = _aligned(a, system, key, items), _aligned(b, system, key, items)
     if feats_a is None or feats_b is None:
         return f"features/{system}.npz with {key!r} missing in run {'A' if feats_a is None else 'B'}"
@@ -230,7 +231,7 @@ def _feature_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: S
         if reference is None or key not in reference:
             return f"features/{REFERENCE_FEATURES}.npz with {key!r} missing"
         references[key] = ReferenceSet(reference[key])
-    influence = INFLUENCE[metric]
+    influence = INFLUENCE[info.statistic]
     found_a, found_b = influence(feats_a, references[key]), influence(feats_b, references[key])
     test = intervals.paired_delta_test(found_a, found_b, alpha, _clusters(a, items),
                                        reference_clusters=_reference_clusters(a))
@@ -266,7 +267,7 @@ def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Se
     if len(items) < 2:
         return _replace(row, reason=f"{len(items)} shared items; at least 2 are needed")
     try:
-        if metric in FEATURE_METRICS:
+        if a.info(metric).statistic in FEATURE_STATISTICS:
             found = _feature_test(a, b, system, metric, items, references, alpha)
             if isinstance(found, str):
                 return _replace(row, source="features", reason=found)

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from trecs_eval.cli import main
@@ -82,3 +85,56 @@ def test_metrics_command_lists_and_refuses_bad_params_before_any_work(tmp_path, 
     code = main(["metrics", "--generated", str(tmp_path / "absent"), "--metrics", "fid",
                  "--param", "kid.n_subsets=3", "--device", "cpu", "-q"])
     assert code == 2 and "'kid' is not in --metrics" in capsys.readouterr().err
+
+
+class CountingSpace:
+    """A fake feature space that counts its forward passes (one row per image: its file size)."""
+
+    calls: ClassVar[list[int]] = []
+
+    def __init__(self, settings, cache):
+        from trecs_eval.features.identity import ExtractorIdentity
+
+        self.identity = ExtractorIdentity("counting", "none", ("size",), "none", versions={})
+
+    def extract(self, paths):
+        CountingSpace.calls.append(len(paths))
+        return np.array([[float(Path(p).stat().st_size)] for p in paths])
+
+    def arrays(self, features):
+        return {"counting": features}
+
+
+def test_each_space_is_extracted_once_per_image_set_for_all_its_metrics(monkeypatch, tmp_path):
+    from trecs_eval.features.cache import FeatureCache
+    from trecs_eval.features.registry import ExtractorSettings, FeatureExtractors
+    from trecs_eval.measure import ImageSet, ReferenceFeatures, TextEmbeddings, evaluate_set
+    from trecs_eval.metrics.types import MetricResult
+
+    def mean_of(name):
+        def compute(inputs, params):
+            values = inputs.features["counting"][:, 0]
+            reference = inputs.reference.get("counting")
+            shift = float(reference.mean()) if reference is not None else 0.0
+            return MetricResult(name, float(values.mean()) - shift, True, len(values))
+        return compute
+
+    metrics = {name: Metric(MetricInfo(name, True, features=("counting",), interval="none"), mean_of(name),
+                            needs=frozenset({"reference"}) if name == "b" else frozenset())
+               for name in ("a", "b")}
+    monkeypatch.setattr(METRICS, "_items", {**METRICS._items, **metrics})
+    monkeypatch.setattr(EXTRACTORS, "_items", {**EXTRACTORS._items, "counting": CountingSpace})
+    monkeypatch.setattr(CountingSpace, "calls", [])
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"{i}.bin")
+        paths[-1].write_bytes(b"x" * (i + 1))
+    extractors = FeatureExtractors(ExtractorSettings(), FeatureCache(tmp_path / "c.sqlite"))
+    plan = plan_metrics([MetricSpec("a"), MetricSpec("b")])
+    reference = ReferenceFeatures(extractors, paths[:2], ["r0", "r1"])
+    for system in ("s1", "s2"):
+        images = ImageSet(system, tuple(p.stem for p in paths), tuple(paths))
+        found = evaluate_set(plan, extractors, images, reference, TextEmbeddings(extractors, []), seed=0)
+        assert [r.value for r in found.results] == [2.5, 1.0] and found.arrays["counting"].shape == (4, 1)
+    # each system's images once and the reference once (when "b" first needs it), for both metrics
+    assert CountingSpace.calls == [4, 2, 4]

@@ -35,7 +35,9 @@ class MetricInfo:
     best, ``column_order`` places the column (paper order first), ``features`` names the feature
     spaces (extractors) it is computed in, ``feature_key`` the ``features/{system}.npz`` array a
     set metric is recomputed from by ``compare``, ``scope`` whether it is a per-item mean, and
-    ``interval`` how its 95 % interval is computed.
+    ``interval`` how its 95 % interval is computed; ``statistic`` the set statistic ``compare``
+    recomputes from ``feature_key`` for a paired test (``frechet``, ``kid``, ``inception_score``;
+    empty: per-item metrics are compared through ``samples.parquet``).
     """
 
     name: str
@@ -48,6 +50,7 @@ class MetricInfo:
     feature_key: str = ""
     interval: str = ""
     column_order: int = 1000
+    statistic: str = ""
 
     @property
     def label(self) -> str:

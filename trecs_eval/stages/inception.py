@@ -31,23 +31,24 @@ def _compute(name: str) -> Any:
     return compute
 
 
-def _info(base: MetricInfo, display_name: str, feature_key: str, interval: str, order: int) -> MetricInfo:
+def _info(base: MetricInfo, display_name: str, feature_key: str, interval: str, order: int,
+          statistic: str = "") -> MetricInfo:
     return MetricInfo(base.name, base.higher_is_better, base.unit, base.description,
                       display_name=display_name, features=(SPACE,), feature_key=feature_key,
-                      interval=interval, column_order=order)
+                      interval=interval, column_order=order, statistic=statistic)
 
 
 FID = Metric(
     _info(FID_INFO, "FID", "inception_pool", "delta method (influence functions) for FID at this n, "
-          "symmetric; n_resamples = 0: none", 20),
+          "symmetric; n_resamples = 0: none", 20, "frechet"),
     _compute("fid"), params=dict(_COMMON), needs=frozenset({"reference"}))
 KID = Metric(
     _info(kid.INFO, "KID", "inception_pool", "delta method (U-statistic projections) for the population "
-          "MMD², symmetric; n_resamples = 0: none", 40),
+          "MMD², symmetric; n_resamples = 0: none", 40, "kid"),
     _compute("kid"), params={**_COMMON, "n_subsets": kid.DEFAULT_SUBSETS}, needs=frozenset({"reference"}))
 IS = Metric(
     _info(inception_score.INFO, "IS", "inception_logits", "t interval over the independent splits "
-          "(IS at split size n/splits); n_resamples = 0: none", 10),
+          "(IS at split size n/splits); n_resamples = 0: none", 10, "inception_score"),
     _compute("is"), params={**_COMMON, "splits": inception_score.DEFAULT_SPLITS})
 FID_INF = Metric(
     _info(fid_inf.INFO, "FID-inf", "inception_pool", "delta-method sampling error plus the OLS error of the "
