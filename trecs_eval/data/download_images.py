@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from trecs_eval.atomic import atomic_write
+from trecs_eval.data.download_http import DownloadError, download_file, read_manifest, write_manifest
 from trecs_eval.data.download_sources import Source
 from trecs_eval.errors import InputError
 
@@ -51,13 +52,6 @@ def download_images(source: Source, root: Path, base: str, *, retries: int = 3,
     Raises DownloadError after the loop (not at the first failure) when any image failed; the
     failures are in ``failed.txt`` (``{image_id}\\t{reason}``), rewritten on each run.
     """
-    from trecs_eval.data.download import (
-        DownloadError,
-        download_file,
-        read_manifest,
-        write_manifest,
-    )
-
     folder = root / source.folder
     manifest = read_manifest(root)
     ids = image_ids(source, root)
