@@ -177,6 +177,10 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "uncalibrated": (_FLAG, False),
 }
 METRIC_STATUSES = ("ok", "uncalibrated", "failed")
+_INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {  # metric declarations the reports read
+    "display_name": (_TEXT, False), "higher_is_better": (_FLAG, False), "column_order": ((int,), False),
+    "scope": (_TEXT, False), "feature_key": (_TEXT, False), "statistic": (_TEXT, False),
+}
 
 
 def _check_field(value: object, kinds: tuple[type, ...], optional: bool, path: Path, field: str) -> None:
@@ -200,6 +204,9 @@ def check_results(results: RunResults, path: Path) -> RunResults:
         if metric.status not in METRIC_STATUSES:
             raise InputError(f"status {metric.status!r} is not one of {', '.join(METRIC_STATUSES)}",
                              path=str(path), field=f"metrics[{i}].status")
+    for name, info in results.metric_info.items():
+        for key, (kinds, optional) in _INFO_FIELDS.items():
+            _check_field(getattr(info, key), kinds, optional, path, f"metric_info.{name}.{key}")
     return results
 
 
