@@ -7,12 +7,11 @@ costs a generation pass and never binds a folder.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from trecs_eval.config import RunConfig
-from trecs_eval.errors import ConfigError
+from trecs_eval.errors import ConfigError, suggest
 
 
 def preflight(config: RunConfig, source: str = "<config>") -> None:
@@ -25,37 +24,23 @@ def preflight(config: RunConfig, source: str = "<config>") -> None:
     check_input_paths(config, source)
 
 
-def _param_checker() -> Callable[[str, Mapping[str, Any]], object]:
-    """``check(metric, params)``: raises ConfigError for a parameter the metric does not take.
-
-    The metric registry's :func:`checked_params` where it exists; until it lands, the parameter
-    lists the metric stages check against (one list per metric, the same ones)."""
-    try:
-        from trecs_eval.metrics.registry import checked_params  # type: ignore[import-not-found]
-
-        return checked_params  # type: ignore[no-any-return]
-    except ImportError:
-        pass
-    from trecs_eval.measure import CANVAS_METRICS, CANVAS_PARAMS
-    from trecs_eval.measure import checked_params as check_list
-    from trecs_eval.measure_images import PARAMS
-    from trecs_eval.measure_text import CLIP_SCORE_PARAMS, R_PRECISION_PARAMS
-
-    allowed: dict[str, Sequence[str]] = {
-        **PARAMS, "clip_score": CLIP_SCORE_PARAMS, "clip_s": CLIP_SCORE_PARAMS,
-        "r_precision": R_PRECISION_PARAMS, **{name: CANVAS_PARAMS for name in CANVAS_METRICS}}
-    return lambda name, params: check_list(name, params, allowed[name]) if name in allowed else None
-
-
 def check_metric_params(config: RunConfig, source: str) -> None:
-    """Every ``[[metrics]] params`` key is one the metric takes (ConfigError naming the config
-    file and the metric's entry, with a suggestion)."""
-    check = _param_checker()
+    """Every ``[[metrics]] params`` key is one the metric declares (ConfigError with a suggestion);
+    the metric registry holds each metric's parameters with their defaults."""
+    from trecs_eval.metrics.registry import METRICS, checked_params, metric
+
     for i, spec in enumerate(config.metrics):
+        if spec.name not in METRICS:
+            continue  # an unknown metric name is reported by the name check, with its own suggestion
+        names = list(metric(spec.name).params)
+        for key in spec.params:
+            if key not in names:
+                raise ConfigError(f"{source}: metrics[{i}] ({spec.name}): unknown parameter {key!r}"
+                                  f"{suggest(key, names)}")
         try:
-            check(spec.name, spec.params)
+            checked_params(spec.name, spec.params)  # value types against the declared defaults
         except ConfigError as err:
-            raise ConfigError(f"{source}: metrics[{i}]: {err.message}", hint=err.hint) from None
+            raise ConfigError(f"{source}: metrics[{i}] ({spec.name}): {err.message}") from None
 
 
 def _expect_path(path: Path | None, key: str, source: str, kind: str) -> None:
