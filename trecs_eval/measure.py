@@ -80,7 +80,8 @@ class Measurements:
 
 def plan_metrics(specs: Sequence[MetricSpec]) -> list[PlannedMetric]:
     """Names, parameters and feature spaces of ``specs``, checked before any work."""
-    parse_metric_names([s.name for s in specs])
+    if specs:  # a run may list no metric (images only); an empty --metrics is the CLI's error
+        parse_metric_names([s.name for s in specs])
     plan = [PlannedMetric(metric(s.name), checked_params(s.name, s.params)) for s in specs]
     for planned in plan:
         for space in planned.spaces:
@@ -90,9 +91,11 @@ def plan_metrics(specs: Sequence[MetricSpec]) -> list[PlannedMetric]:
     return plan
 
 
-def check_metric_names(config: RunConfig) -> list[PlannedMetric]:
-    """Unknown metric names, parameters or feature spaces fail before any work, with a suggestion."""
-    return plan_metrics(config.metrics)
+def check_metric_names(config: RunConfig) -> None:
+    """Unknown metric names fail before any work, with a suggestion (parameters and feature spaces:
+    :func:`trecs_eval.preflight.check_metric_params`, which names the config file and key)."""
+    if config.metrics:
+        parse_metric_names([m.name for m in config.metrics])
 
 
 @dataclass
@@ -198,7 +201,7 @@ def evaluate_set(plan: Sequence[PlannedMetric], extractors: FeatureExtractors, i
 def measure(config: RunConfig, run_dir: Path, items: Sequence[EvalItem], outputs: Sequence[SystemOutput],
             generators: Sequence[Generator], progress: bool = True) -> Measurements:
     """Extract features, write ``features/*.npz`` and compute every configured metric."""
-    plan = check_metric_names(config)
+    plan = plan_metrics(config.metrics)
     extractors = feature_extractors(config, progress, toyworld_roots(config, items))
     reference = run_reference(config, items, extractors)
     texts = TextEmbeddings(extractors, [it.narrative for it in items])

@@ -27,7 +27,8 @@ def preflight(config: RunConfig, source: str = "<config>") -> None:
 def check_metric_params(config: RunConfig, source: str) -> None:
     """Every ``[[metrics]] params`` key is one the metric declares (ConfigError with a suggestion);
     the metric registry holds each metric's parameters with their defaults."""
-    from trecs_eval.metrics.registry import METRICS, checked_params, metric
+    from trecs_eval.measure import plan_metrics
+    from trecs_eval.metrics.registry import METRICS, metric
 
     for i, spec in enumerate(config.metrics):
         if spec.name not in METRICS:
@@ -37,8 +38,8 @@ def check_metric_params(config: RunConfig, source: str) -> None:
             if key not in names:
                 raise ConfigError(f"{source}: metrics[{i}] ({spec.name}): unknown parameter {key!r}"
                                   f"{suggest(key, names)}")
-        try:
-            checked_params(spec.name, spec.params)  # value types against the declared defaults
+        try:  # value types against the declared defaults; a space a parameter picks must exist
+            plan_metrics([spec])
         except ConfigError as err:
             raise ConfigError(f"{source}: metrics[{i}] ({spec.name}): {err.message}") from None
 
