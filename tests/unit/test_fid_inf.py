@@ -7,11 +7,10 @@ import pytest
 
 from tests.unit.test_metrics_engine import _features
 from trecs_eval.errors import TrecsEvalError
-from trecs_eval.measure import METRIC_NAMES
-from trecs_eval.measure_images import PARAMS
 from trecs_eval.metrics import engine
 from trecs_eval.metrics.fid import features_to_fid, features_to_statistics
 from trecs_eval.metrics.fid_inf import features_to_fid_inf, fit_inverse_n
+from trecs_eval.metrics.registry import checked_params, metric
 
 FIT_ABS_TOL = 1e-9  # exact line through noiseless points
 
@@ -43,7 +42,9 @@ def test_fid_inf_removes_the_small_sample_bias_of_a_known_pair() -> None:
 
 
 def test_engine_and_run_know_fid_inf() -> None:
-    assert "fid_inf" in engine.IMAGE_METRICS and "fid_inf" in METRIC_NAMES and "fid_inf" in PARAMS
+    declared = metric("fid_inf")  # registered: runs and `trecs-eval metrics` reach it by name
+    assert declared.info.features == ("inception",) and "reference" in declared.needs
+    assert checked_params("fid_inf", {"n_points": 5})["min_fraction"] == declared.params["min_fraction"]
     gen, ref = _features(1, n=60), _features(2, n=60, shift=0.1)
     (result,) = engine.image_metrics(gen, ref, ["fid_inf"], seed=0, fid_inf_points=5)
     assert result.name == "fid_inf" and not result.higher_is_better
