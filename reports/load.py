@@ -176,7 +176,7 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "run_id": (_TEXT, False), "created": (_TEXT, False), "git_commit": (_TEXT, True),
     "uncalibrated": (_FLAG, False),
 }
-METRIC_STATUSES = ("ok", "uncalibrated", "failed")
+METRIC_STATUSES = ("ok", "uncalibrated", "failed", "unavailable")  # unavailable: e.g. IS without a classifier
 _INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {  # metric declarations the reports read
     "display_name": (_TEXT, False), "higher_is_better": (_FLAG, False), "column_order": ((int,), False),
     "scope": (_TEXT, False), "feature_key": (_TEXT, False), "statistic": (_TEXT, False),
