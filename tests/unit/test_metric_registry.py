@@ -138,3 +138,11 @@ def test_each_space_is_extracted_once_per_image_set_for_all_its_metrics(monkeypa
         assert [r.value for r in found.results] == [2.5, 1.0] and found.arrays["counting"].shape == (4, 1)
     # each system's images once and the reference once (when "b" first needs it), for both metrics
     assert CountingSpace.calls == [4, 2, 4]
+
+
+def test_metrics_command_refuses_metrics_that_need_a_run(tmp_path, capsys):
+    for name, message in (("canvas_miou", "label canvases"), ("trace_hit_rate", "gold tags")):
+        code = main(["metrics", "--generated", str(tmp_path), "--metrics", name, "--device", "cpu", "-q"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, err
+

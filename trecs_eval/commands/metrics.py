@@ -87,6 +87,9 @@ def _plan(args: argparse.Namespace) -> list[Any]:
         needs = planned.metric.needs
         if "canvas" in needs:
             raise ConfigError(f"{planned.metric.name} scores label canvases: only `trecs-eval run` has them")
+        if "items" in needs:
+            raise ConfigError(f"{planned.metric.name} needs the evaluation items' gold tags and maps: "
+                              "use `trecs-eval run` on a dataset that has them")
         if "text" in needs and args.narratives is None:
             raise InputError(f"{planned.metric.name} needs --narratives FILE.jsonl", field="narratives")
         if "reference" in needs and args.reference is None:
