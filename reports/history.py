@@ -42,7 +42,8 @@ class History:
     def pairs(self) -> list[tuple[str, str]]:
         """(system, metric) pairs seen in any run, systems in first-seen order, metrics in paper order."""
         systems = list(dict.fromkeys(s for run in self.runs for s in run.systems))
-        metrics = ordered_metrics(list(dict.fromkeys(m for run in self.runs for m in run.metric_names)))
+        metrics = ordered_metrics(list(dict.fromkeys(m for run in self.runs for m in run.metric_names)),
+                                  self.runs[-1] if self.runs else None)
         seen = {(m.system, m.name) for run in self.runs for m in run.results.metrics}
         return [(s, m) for m in metrics for s in systems if (s, m) in seen]
 
@@ -63,7 +64,7 @@ class History:
         columns = []
         for j, (system, metric) in enumerate(pairs):
             decimals = column_decimals([row[j].value for row in grid if row[j].has_value])
-            columns.append(Column(f"{system}:{metric}", f"{system} {display_name(metric)}",
+            columns.append(Column(f"{system}:{metric}", f"{system} {display_name(metric, self.runs[-1])}",
                                   self._direction(system, metric), decimals))
         return Table(f"Metric history of {self.runs_dir}", tuple(columns),
                      tuple(self.run_label(r) for r in self.runs), tuple(tuple(r) for r in grid),
@@ -77,7 +78,8 @@ class History:
             systems = [s for s, m in self.pairs() if m == metric]
             series = {s: [_value(run, s, metric) for run in self.runs] for s in systems}
             direction = self._direction(systems[0], metric)
-            charts.append((display_name(metric), plots.history_chart(metric, labels, series, direction)))
+            header = display_name(metric, self.runs[-1])
+            charts.append((header, plots.history_chart(metric, labels, series, direction)))
         return charts
 
 
