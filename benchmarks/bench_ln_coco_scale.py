@@ -30,6 +30,7 @@ from pycocotools import mask as mask_utils
 
 from trecs_eval.data.coco_stuff import LABELS
 from trecs_eval.data.download_sources import SOURCES
+from trecs_eval.data.narratives import tokenize
 
 FULL = {"val_narratives": 8573, "val_images": 5000, "bank_masks": 118_287, "captions": 134_272}
 TARGETS = {"peak_rss_gb": 4.0, "bank_s": 600.0, "narratives_per_s": 20.0, "html_mb": 25.0}
@@ -46,8 +47,9 @@ def _narrative(rng: np.random.Generator, image_id: str, annotator: int, dataset:
     words, tags = [], []
     for label in labels:
         fill = [str(w) for w in rng.choice(FILLER, size=int(rng.integers(4, 9)))]
-        words += [*fill, label.name]
-        tags += [label.name] * (len(fill) + 1)
+        named = tokenize(label.name)  # "wall-concrete" is said "wall concrete": two words, one tag
+        words += [*fill, *named]
+        tags += [label.name] * (len(fill) + len(named))
     timed, points = [], []
     for k in range(0, len(words), 5):
         timed.append({"utterance": " ".join(words[k:k + 5]), "start_time": k * 0.4,
@@ -173,9 +175,8 @@ def measured(argv: list[str], cwd: Path) -> tuple[float, float]:
 def compose_rate(out: Path, n_max: int) -> tuple[float, float, int]:
     """(retrieval + compose, + collage) narratives/s of the ``trecs`` generator on the first
     ``n_max`` evaluation narratives, in this process (the run's generate stage also writes PNGs)."""
-    from reference_pipeline.pipeline import TReCSGenerator
-
     from reference_pipeline.compose import compose, trace_sequences
+    from reference_pipeline.generator import TReCSGenerator
     from trecs_eval.data.evalset import build_evalset
     from trecs_eval.generation.protocol import GeneratorContext
     from trecs_eval.metrics.label_canvas import points_for_words
@@ -240,6 +241,8 @@ def main() -> None:
     parser.add_argument("--masks-per-image", type=int, default=1)
     parser.add_argument("--tagger", default="fill")
     parser.add_argument("--metrics", default="fid,trace_canvas_accuracy,canvas_miou")
+    parser.add_argument("--run-limit", type=int, default=None,
+                        help="run over the first N narratives only (the data stays at --scale)")
     parser.add_argument("--rate-items", type=int, default=500,
                         help="narratives timed in-process for the compose rate")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_ln_coco_scale"))
@@ -256,7 +259,8 @@ def main() -> None:
     prep_s, prep_gb = measured(["-q", "data", "prepare", "ln-coco", "--tagger", args.tagger], args.out)
     state = json.loads((data / "prepared.json").read_text())
     config = run_config(args.out, args.metrics.split(","))
-    run_s, run_gb = measured(["-q", "run", str(config.name), "--uncalibrated-weights"], args.out)
+    limit = ["--limit", str(args.run_limit)] if args.run_limit else []
+    run_s, run_gb = measured(["-q", "run", str(config.name), "--uncalibrated-weights", *limit], args.out)
     results = json.loads((args.out / "runs" / "scale" / "results.json").read_text())
     timings = results["timings"]
     n = results["dataset"]["n_items"]
@@ -278,7 +282,8 @@ def main() -> None:
              ("HTML report", f"{html_mb:.2f} MB", f"target < {TARGETS['html_mb']:.0f} MB")]
     for name, value, note in rows:
         print(f"{name:<38} {value:>22}  {note}")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"run over {n} narratives; load average at the end: {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
