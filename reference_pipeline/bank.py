@@ -216,8 +216,10 @@ def _read_coco(path: Path) -> tuple[str, list[dict[str, Any]], dict[Any, list[An
     if not path.is_file():
         raise InputError("annotation file not found", str(path))
     raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
     try:
         coco = json.loads(raw)
+        del raw  # the parsed file is what is large; the bytes need not live alongside it
         categories, coco_images, anns = coco["categories"], coco["images"], coco["annotations"]
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(f"not a COCO annotation JSON ({err})", str(path)) from err
@@ -231,24 +233,47 @@ def _read_coco(path: Path) -> tuple[str, list[dict[str, Any]], dict[Any, list[An
         if label is not None:  # unlabeled / "other" categories carry no mask for the bank
             found = (label, ann["segmentation"], ann.get("id"), str(path))
             by_image.setdefault(ann["image_id"], []).append(found)
-    return hashlib.sha256(raw).hexdigest(), coco_images, by_image
+    return digest, coco_images, by_image
 
 
-def _collect_masks(infos: dict[Any, tuple[str, int, int]], by_image: dict[Any, list[Annotation]],
-                   progress: bool) -> tuple[list[BankImage], list[BankMask]]:
+Encoded = tuple[int, str, tuple[int, int, int, int], int]
+"""(COCO-Stuff label id, compressed RLE counts, bbox, area) of one non-empty mask."""
+
+
+def _encode_file(found: dict[Any, list[Annotation]], infos: dict[Any, tuple[str, int, int]], path: Path,
+                 progress: bool) -> dict[Any, list[Encoded]]:
+    """One file's annotations as compact RLE strings, empty masks dropped. ``found`` is emptied as
+    it goes: on COCO train the parsed polygons of one file take gigabytes, so each file's are
+    freed before the next file is read."""
+    orphans = [img_id for img_id in found if img_id not in infos]
+    if orphans:
+        raise InputError(f"{len(orphans)} annotated image ids are in no images list (first: {orphans[0]!r})",
+                         str(path), field="annotations.image_id")
+    encoded: dict[Any, list[Encoded]] = {}
+    with tqdm(total=len(found), desc=f"masks of {path.name}", unit="image", disable=not progress) as bar:
+        while found:
+            img_id, anns = found.popitem()
+            _, height, width = infos[img_id]
+            for label, segm, ann_id, origin in anns:
+                rle = _encode_segmentation(segm, height, width, origin, ann_id)
+                area = int(mask_utils.area(rle))
+                if area > 0:
+                    x0, y0, w, h = (round(float(v)) for v in mask_utils.toBbox(rle))
+                    encoded.setdefault(img_id, []).append((label, rle["counts"].decode("ascii"),
+                                                           (x0, y0, w, h), area))
+            bar.update()
+    return encoded
+
+
+def _collect_masks(infos: dict[Any, tuple[str, int, int]],
+                   encoded: dict[Any, list[Encoded]]) -> tuple[list[BankImage], list[BankMask]]:
     """Bank images (those with at least one non-empty mask) and their masks, in ``infos`` order."""
     images: list[BankImage] = []
     masks: list[BankMask] = []
-    for img_id, (file_name, height, width) in tqdm(infos.items(), desc="mask bank", unit="image",
-                                                    disable=not progress):
+    for img_id, (file_name, height, width) in infos.items():
         first = len(masks)
-        for label, segm, ann_id, origin in by_image.get(img_id, []):
-            rle = _encode_segmentation(segm, height, width, origin, ann_id)
-            area = int(mask_utils.area(rle))
-            if area == 0:
-                continue
-            x0, y0, w, h = (round(float(v)) for v in mask_utils.toBbox(rle))
-            masks.append(BankMask(len(images), label, (x0, y0, w, h), area, rle["counts"].decode("ascii")))
+        for label, counts, bbox, area in encoded.pop(img_id, ()):
+            masks.append(BankMask(len(images), label, bbox, area, counts))
         if len(masks) > first:
             images.append(BankImage(str(img_id), file_name, width, height, tuple(range(first, len(masks)))))
     return images, masks
@@ -269,7 +294,7 @@ def build_bank(annotations: str | os.PathLike[str] | Sequence[str | os.PathLike[
     paths = [Path(annotations)] if single else [Path(a) for a in annotations]  # type: ignore[arg-type,union-attr]
     digests: list[str] = []
     infos: dict[Any, tuple[str, int, int]] = {}
-    by_image: dict[Any, list[Annotation]] = {}
+    encoded: dict[Any, list[Encoded]] = {}
     for path in paths:
         digest, coco_images, anns = _read_coco(path)
         digests.append(digest)
@@ -280,13 +305,10 @@ def build_bank(annotations: str | os.PathLike[str] | Sequence[str | os.PathLike[
             except (KeyError, TypeError, ValueError) as err:
                 raise InputError(f"image {n} lacks id/file_name/height/width", str(path),
                                  field="images") from err
-        for img_id, found in anns.items():
-            by_image.setdefault(img_id, []).extend(found)
-    orphans = [img_id for img_id in by_image if img_id not in infos]
-    if orphans:
-        raise InputError(f"{len(orphans)} annotated image ids are in no images list (first: {orphans[0]!r})",
-                         str(paths[0]), field="annotations.image_id")
-    images, masks = _collect_masks(infos, by_image, progress)
+        del coco_images
+        for img_id, found in _encode_file(anns, infos, path, progress).items():
+            encoded.setdefault(img_id, []).extend(found)
+    images, masks = _collect_masks(infos, encoded)
     if not images:
         raise InputError("no image has a usable mask; the bank would be empty", str(paths[0]),
                          field="annotations")
