@@ -22,9 +22,9 @@ current working directory when used. Example (``configs/demo.toml`` holds a comp
 
 Unknown keys, wrong types and unknown enum values raise :class:`ConfigError` naming the file and
 the key, with a "did you mean". :func:`config_hash` is the sha256 of the canonical JSON of
-everything that determines the results (``out_dir``, ``device`` and ``report_formats`` are
-excluded: moving a run directory, resuming it on another device or asking for another report
-format does not change what it means).
+everything that determines the results (``out_dir``, ``device``, ``report_formats`` and
+``execution`` are excluded: moving a run directory, resuming it on another device or engine, or
+asking for another report format does not change what it means).
 """
 
 from __future__ import annotations
@@ -52,10 +52,14 @@ PREPROCESSING_MODES = ("tf1", "clean")
 TEXT_POLICIES = ("utterances", "truncate")
 DEVICES = ("auto", "cpu", "cuda")
 ON_MISSING = ("stop", "intersect")
+ENGINES = ("local", "ray")
 REPORT_FORMATS = ("md", "tex", "csv", "html")
 DEFAULT_REPORT_FORMATS = ("md", "html")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_NOT_HASHED = ("out_dir", "device", "report_formats")  # where / on what / shown how: not what
+# where / on what / shown how: not what. The engine is not hashed either: both engines give the same
+# features and results (tests/integration/test_ray_engine.py), so a run started locally may be
+# resumed on a cluster and vice versa; results.json records which engine ran (``execution``).
+_NOT_HASHED = ("out_dir", "device", "report_formats", "execution")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "DatasetSpec.kind": DATASET_KINDS,
     "DatasetSpec.naming": IMAGE_NAMINGS,
@@ -64,6 +68,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "ExtractorSpec.text_policy": TEXT_POLICIES,
     "RunConfig.device": DEVICES,
     "RunConfig.on_missing": ON_MISSING,
+    "ExecutionSpec.engine": ENGINES,
 }
 
 
@@ -153,6 +158,22 @@ class ExtractorSpec:
 
 
 @dataclass(frozen=True)
+class ExecutionSpec:
+    """Where the work runs (see :mod:`trecs_eval.execution`). ``engine = "ray"``: ``address`` None
+    starts a local Ray cluster, ``"auto"`` joins the running one, ``"HOST:PORT"`` or
+    ``"ray://HOST:10001"`` a remote head. ``workers`` actors per stage (0: one per CPU, or per
+    GPU when workers use GPUs); ``gpus_per_worker`` (None: 1 when the run's device is cuda or is
+    auto on a cluster with GPUs, else 0); ``shard_batches`` batches per Ray task."""
+
+    engine: str = "local"
+    address: str | None = None
+    workers: int = 0
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float | None = None
+    shard_batches: int = 4
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A whole run. ``on_missing`` says what to do when a system lacks some items: ``stop`` (error)
     or ``intersect`` (evaluate every system on the items all systems have; the report says so)."""
@@ -168,6 +189,7 @@ class RunConfig:
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
     reference: ReferenceSpec = field(default_factory=ReferenceSpec)
     extractors: ExtractorSpec = field(default_factory=ExtractorSpec)
+    execution: ExecutionSpec = field(default_factory=ExecutionSpec)
     systems: tuple[SystemSpec, ...] = ()
     metrics: tuple[MetricSpec, ...] = ()
 
@@ -277,6 +299,7 @@ def _validate(config: RunConfig, source: str) -> None:
         if getattr(config, key) < (0 if key == "seed" else 1):
             raise ConfigError(f"{source}: {key} = {getattr(config, key)} is out of range")
     _validate_sources(config, source)
+    _validate_execution(config.execution, source)
 
 
 def _validate_sources(config: RunConfig, source: str) -> None:
@@ -299,6 +322,14 @@ def _validate_sources(config: RunConfig, source: str) -> None:
         raise ConfigError(f"{source}: reference.images is required for reference.kind = 'images'")
     if reference.kind == "stats" and reference.stats is None:
         raise ConfigError(f"{source}: reference.stats is required for reference.kind = 'stats'")
+
+
+def _validate_execution(spec: ExecutionSpec, source: str) -> None:
+    if spec.workers < 0 or spec.shard_batches < 1 or spec.cpus_per_worker <= 0:
+        raise ConfigError(f"{source}: execution: workers must be >= 0, shard_batches >= 1 and "
+                          "cpus_per_worker > 0")
+    if spec.gpus_per_worker is not None and spec.gpus_per_worker < 0:
+        raise ConfigError(f"{source}: execution.gpus_per_worker = {spec.gpus_per_worker} must be >= 0")
 
 
 # ---------------------------------------------------------------- writing and hashing

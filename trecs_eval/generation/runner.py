@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,30 +97,53 @@ def generate_system(
     """
     if batch_size < 1:
         raise TrecsEvalError(f"batch_size must be at least 1, got {batch_size}")
-    for folder in (run_dir / IMAGES_DIR / system, run_dir / CANVASES_DIR / system, run_dir / PROVENANCE_DIR):
-        folder.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temp_files(folder)
-    todo = [item for item in items if not image_path(run_dir, system, item.item_id).is_file()]
+    prepare_output_dirs(run_dir, system)
+    todo = pending_items(run_dir, system, items)
     reused = len(items) - len(todo)
     log.info("%s: %d of %d images on disk, generating %d", system, reused, len(items), len(todo))
     started = time.perf_counter()
     with tqdm(total=len(items), initial=reused, desc=f"generate {system}", unit="img",
               disable=not progress, leave=False) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            batch_started = time.perf_counter()
-            generations = generator.generate(batch, seed)
-            _check_batch(system, generator, batch, generations)
-            per_item = (time.perf_counter() - batch_started) / len(batch)
-            for item, generation in zip(batch, generations, strict=True):
-                _write_item(run_dir, system, item.item_id, generation)
-                _append_provenance(run_dir, system, generator, item.item_id, seed, per_item)
-            bar.update(len(batch))
-    return _collect(run_dir, system, items, len(todo), reused, time.perf_counter() - started)
+        generate_items(run_dir, system, generator, todo, seed=seed, batch_size=batch_size,
+                       on_batch=bar.update)
+    return collect_output(run_dir, system, items, len(todo), reused, time.perf_counter() - started)
 
 
-def _collect(run_dir: Path, system: str, items: Sequence[EvalItem], generated: int, reused: int,
-             seconds: float) -> SystemOutput:
+def prepare_output_dirs(run_dir: Path, system: str) -> None:
+    """Create the system's folders and remove temp files a killed run left (call it only while no
+    other process writes this system's items)."""
+    for folder in (run_dir / IMAGES_DIR / system, run_dir / CANVASES_DIR / system, run_dir / PROVENANCE_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temp_files(folder)
+
+
+def pending_items(run_dir: Path, system: str, items: Sequence[EvalItem]) -> list[EvalItem]:
+    """The items of ``items`` whose image is not on disk yet (the image is written last)."""
+    return [item for item in items if not image_path(run_dir, system, item.item_id).is_file()]
+
+
+def generate_items(run_dir: Path, system: str, generator: Generator, todo: Sequence[EvalItem], *,
+                   seed: int, batch_size: int, provenance: Path | None = None,
+                   on_batch: Callable[[int], object] | None = None) -> None:
+    """Generate and write ``todo``, ``batch_size`` items per ``generator.generate`` call: each
+    item's files, then its provenance line (``provenance``: another JSONL file than the system's,
+    for parallel workers that must not append to one file)."""
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        batch_started = time.perf_counter()
+        generations = generator.generate(batch, seed)
+        _check_batch(system, generator, batch, generations)
+        per_item = (time.perf_counter() - batch_started) / len(batch)
+        for item, generation in zip(batch, generations, strict=True):
+            _write_item(run_dir, system, item.item_id, generation)
+            _append_provenance(run_dir, system, generator, item.item_id, seed, per_item, provenance)
+        if on_batch is not None:
+            on_batch(len(batch))
+
+
+def collect_output(run_dir: Path, system: str, items: Sequence[EvalItem], generated: int, reused: int,
+                   seconds: float) -> SystemOutput:
+    """What is on disk for ``system`` after generation (see :class:`SystemOutput`)."""
     images = {it.item_id: image_path(run_dir, system, it.item_id) for it in items}
     canvases = {it.item_id: p for it in items if (p := canvas_path(run_dir, system, it.item_id)).is_file()}
     return SystemOutput(system, images, canvases, generated, reused, seconds)
@@ -167,7 +190,7 @@ def write_png_atomic(path: Path, array: np.ndarray) -> None:
 
 
 def _append_provenance(run_dir: Path, system: str, generator: Generator, item_id: str, seed: int,
-                       seconds: float) -> None:
+                       seconds: float, path: Path | None = None) -> None:
     record = {
         "item_id": item_id,
         "system": system,
@@ -178,7 +201,7 @@ def _append_provenance(run_dir: Path, system: str, generator: Generator, item_id
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 6),
     }
-    with open(provenance_path(run_dir, system), "a", encoding="utf-8") as fh:
+    with open(path or provenance_path(run_dir, system), "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
