@@ -25,8 +25,10 @@ from trecs_eval.data.evalset import EvalItem, EvalSet, build_evalset, load_toywo
 from trecs_eval.data.localized_narratives import write_narratives_jsonl
 from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, InputError, TrecsEvalError
+from trecs_eval.execution import Engine, GeneratorRecipe, make_engine
+from trecs_eval.execution.local import LocalEngine
 from trecs_eval.generation.protocol import GENERATORS, Generator, GeneratorContext
-from trecs_eval.generation.runner import ItemCheck, SystemOutput, generate_system, read_provenance
+from trecs_eval.generation.runner import ItemCheck, SystemOutput, read_provenance
 from trecs_eval.measure import Measurements, check_metric_names, measure, sample_rows
 from trecs_eval.preflight import preflight
 from trecs_eval.results import RunResults, SystemInfo, write_results
@@ -75,11 +77,19 @@ def run_one(config: RunConfig, *, force: bool = False, progress: bool = True,
 
 def _run_claimed(config: RunConfig, force: bool, progress: bool, resume_command: str,
                  source: str) -> RunOutcome:
+    check_names(config)  # a typo in a system or metric name fails before any work
+    preflight(config, source)  # the whole config and its inputs, before the folder is claimed
+    engine = make_engine(config.execution, config.device)  # Ray missing or unreachable: before the claim too
+    try:
+        return _run_stages(config, engine, force, progress, resume_command)
+    finally:
+        engine.close()
+
+
+def _run_stages(config: RunConfig, engine: Engine, force: bool, progress: bool, resume_hint: str
+                ) -> RunOutcome:
     timings: dict[str, float] = {}
-    resume_hint = resume_command
     with _stage("claim run directory", timings, resume_hint):
-        check_names(config)  # a typo in a system or metric name fails before any work
-        preflight(config, source)  # the whole config and its inputs, before the folder is claimed
         run_dir = claim_run_dir(config, force)
     with _stage("load dataset", timings, resume_hint):
         evalset = load_dataset(config, run_dir, progress)
@@ -87,11 +97,13 @@ def _run_claimed(config: RunConfig, force: bool, progress: bool, resume_command:
         built = build_systems(config, run_dir, evalset.items)
         items, warnings = select_items(config, evalset.items, built)
     with _stage("generate", timings, resume_hint):
-        outputs = generate_all(config, run_dir, built, items, progress)
+        outputs = generate_all(config, run_dir, built, items, progress, engine)
     with _stage("features and metrics", timings, resume_hint):
-        measured = measure(config, run_dir, items, outputs, [b.generator for b in built], progress)
+        measured = measure(config, run_dir, items, outputs, [b.generator for b in built], progress,
+                           engine=engine)
     with _stage("write results", timings, resume_hint):
-        results = write_run(config, run_dir, evalset, items, built, outputs, measured, warnings, timings)
+        results = write_run(config, run_dir, evalset, items, built, outputs, measured, warnings, timings,
+                            execution=engine.info())
     with _stage("report", timings, resume_hint):
         report_paths = write_report(run_dir, config.report_formats)
     return RunOutcome(run_dir, results, report_paths)
@@ -227,10 +239,15 @@ def select_items(config: RunConfig, items: Sequence[EvalItem],
 
 
 def generate_all(config: RunConfig, run_dir: Path, built: Sequence[BuiltSystem], items: Sequence[EvalItem],
-                 progress: bool) -> list[SystemOutput]:
+                 progress: bool, engine: Engine | None = None) -> list[SystemOutput]:
     """Images (and canvases) of every system; only the ones not on disk are generated."""
-    return [generate_system(run_dir, b.name, b.generator, items, seed=config.seed,
-                            batch_size=config.batch_size, progress=progress) for b in built]
+    engine = engine or LocalEngine()
+    context = generator_context(config, run_dir)
+    recipes = [GeneratorRecipe(b.name, GENERATORS.get(b.generator_name), b.params, context, config.device)
+               for b in built]
+    return [engine.generate_system(run_dir, recipe, b.generator, items, seed=config.seed,
+                                   batch_size=config.batch_size, progress=progress)
+            for recipe, b in zip(recipes, built, strict=True)]
 
 
 # ---------------------------------------------------------------- results and report
@@ -238,8 +255,9 @@ def generate_all(config: RunConfig, run_dir: Path, built: Sequence[BuiltSystem],
 
 def write_run(config: RunConfig, run_dir: Path, evalset: EvalSet, items: Sequence[EvalItem],
               built: Sequence[BuiltSystem], outputs: Sequence[SystemOutput], measured: Measurements,
-              warnings: Sequence[str], timings: dict[str, float]) -> RunResults:
-    """results.json, samples.parquet and narratives.jsonl."""
+              warnings: Sequence[str], timings: dict[str, float],
+              execution: dict[str, Any] | None = None) -> RunResults:
+    """results.json, samples.parquet and narratives.jsonl (``execution``: the engine's info)."""
     write_narratives_jsonl(run_dir / NARRATIVES_FILE, [it.narrative for it in items])
     write_samples(run_dir, sample_rows(run_dir, items, outputs, measured.metrics, measured.extra_columns))
     dataset = {"name": evalset.name, "kind": config.dataset.kind, "n_items": len(items),
@@ -261,6 +279,7 @@ def write_run(config: RunConfig, run_dir: Path, evalset: EvalSet, items: Sequenc
         warnings=tuple(warnings) + tuple(measured.warnings),
         uncalibrated=measured.uncalibrated,
         metric_info=measured.infos,
+        execution=dict(execution or LocalEngine().info()),
     )
     write_results(run_dir, results)
     return results

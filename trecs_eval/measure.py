@@ -199,10 +199,13 @@ def evaluate_set(plan: Sequence[PlannedMetric], extractors: FeatureExtractors, i
 
 
 def measure(config: RunConfig, run_dir: Path, items: Sequence[EvalItem], outputs: Sequence[SystemOutput],
-            generators: Sequence[Generator], progress: bool = True) -> Measurements:
-    """Extract features, write ``features/*.npz`` and compute every configured metric."""
+            generators: Sequence[Generator], progress: bool = True, engine: Any = None) -> Measurements:
+    """Extract features (forward passes on ``engine``, a :class:`trecs_eval.execution.Engine`; default
+    this process), write ``features/*.npz`` and compute every configured metric."""
     plan = plan_metrics(config.metrics)
     extractors = feature_extractors(config, progress, toyworld_roots(config, items))
+    if engine is not None:
+        extractors = engine.bind_extractors(extractors)
     reference = run_reference(config, items, extractors)
     texts = TextEmbeddings(extractors, [it.narrative for it in items])
     ids = tuple(it.item_id for it in items)

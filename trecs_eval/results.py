@@ -67,6 +67,7 @@ class RunResults:
     warnings: tuple[str, ...] = ()
     uncalibrated: bool = False
     metric_info: dict[str, MetricInfo] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)  # engine, cluster size, workers, start-up s
     schema_version: int = SCHEMA_VERSION
 
     def metric(self, system: str, name: str) -> MetricResult | None:

@@ -27,9 +27,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", default=None, metavar="NAMES",
                         help="compute only these of the config's metrics (comma-separated); with a small "
                              "--limit, leave out kid (>= 50 images) and r_precision (>= 100 narratives)")
+    parser.add_argument("--ray", nargs="?", const=LOCAL_RAY_CLUSTER, default=None, metavar="ADDRESS",
+                        help="run on Ray (pip install 'trecs-eval[ray]'): no ADDRESS starts a local cluster, "
+                             "'auto' joins the one running on this node, HOST:PORT or ray://HOST:10001 a "
+                             "remote head; the run directory must be on a filesystem all nodes share")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars or info logs (CI)")
     parser.set_defaults(handler=run_command)
+
+
+LOCAL_RAY_CLUSTER = ""  # `--ray` without an address
+
+
+def with_engine(config: RunConfig, ray: str | None) -> RunConfig:
+    """``--ray [ADDRESS]`` -> ``[execution] engine = "ray"`` (the engine is not hashed: resuming a
+    local run on Ray, or the reverse, is allowed)."""
+    if ray is None:
+        return config
+    address = ray or None
+    return dataclasses.replace(config, execution=dataclasses.replace(config.execution, engine="ray",
+                                                                     address=address))
 
 
 def with_overrides(config: RunConfig, device: str | None, uncalibrated: bool,
@@ -64,6 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
     set_quiet(quiet)
     config = with_overrides(load_config(args.config), args.device, args.uncalibrated_weights, args.limit,
                             args.metrics)
+    config = with_engine(config, args.ray)
     check_names(config)  # a bad config is one error line, not a banner and then an error
     preflight(config, str(args.config))
     if config.extractors.uncalibrated:

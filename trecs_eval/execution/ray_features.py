@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from trecs_eval.metrics.engine import ExtractorSettings, FeatureExtractors
+from trecs_eval.features.registry import ExtractorSettings, FeatureExtractors
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class FeaturePool:
 
         if not self._actors:
             actor = self.ray.remote(max_restarts=3, max_task_retries=3, **self.actor_options)(FeatureWorker)
-            self._actors = [actor.remote(self.settings, self.threads) for _ in range(self.workers)]
+            settings = worker_settings(self.settings)
+            self._actors = [actor.remote(settings, self.threads) for _ in range(self.workers)]
         pool = ActorPool(self._actors[:max(1, min(len(self._actors), len(shards)))])
         return pool.map(lambda a, s: getattr(a, method).remote(s), shards)
 
@@ -88,6 +89,19 @@ class FeaturePool:
         for actor in self._actors:
             self.ray.kill(actor)
         self._actors = []
+
+
+def worker_settings(settings: ExtractorSettings) -> ExtractorSettings:
+    """The driver's settings with uncalibrated weights named by the driver's file paths: a worker
+    must load the very files the driver's identity hashes, not make its own in its own cache dir."""
+    if not settings.uncalibrated:
+        return settings
+    from trecs_eval.features.clip import uncalibrated_weights_path
+    from trecs_eval.features.weights import resolve_inception_weights
+
+    inception = resolve_inception_weights(None, True, settings.seed).path
+    clip = uncalibrated_weights_path(settings.clip_model, settings.seed)  # made by the driver's embedder
+    return replace(settings, uncalibrated=False, inception_weights=str(inception), clip_pretrained=str(clip))
 
 
 def batch_shards(items: Sequence[Any], batch_size: int, shard_batches: int) -> list[list[Any]]:
@@ -104,20 +118,17 @@ class RayFeatureExtractors(FeatureExtractors):
         super().__init__(settings, cache)
         self.pool, self.shard_batches = pool, shard_batches
 
-    @property
-    def inception_extractor(self) -> Any:
-        extractor = super().inception_extractor
-        if "_compute" not in vars(extractor):  # the driver never loads the Inception model
-            extractor._compute = partial(self._inception_remote, extractor)
+    def get(self, space: str) -> Any:
+        """The ``space`` extractor; Inception's and CLIP's forward passes swapped for remote ones (the
+        driver never loads the Inception model). Other spaces (DINOv2, CMMD's CLIP, segmenters) run
+        in the driver: they are not the demo's or the paper's cost."""
+        extractor = super().get(space)
+        if space == "inception" and "_compute" not in vars(extractor.extractor):
+            extractor.extractor._compute = partial(self._inception_remote, extractor.extractor)
+        elif space == "clip" and "_embed_images" not in vars(extractor.embedder):
+            extractor.embedder._embed_images = partial(self._arrays_remote, "clip_images", "CLIP images")
+            extractor.embedder._embed_texts = partial(self._arrays_remote, "clip_texts", "CLIP texts")
         return extractor
-
-    @property
-    def clip(self) -> Any:
-        embedder = super().clip
-        if "_embed_images" not in vars(embedder):
-            embedder._embed_images = partial(self._arrays_remote, "clip_images", "CLIP images")
-            embedder._embed_texts = partial(self._arrays_remote, "clip_texts", "CLIP texts")
-        return embedder
 
     def _inception_remote(self, extractor: Any, todo: list[tuple[str, str]], ident: str
                           ) -> dict[str, dict[str, np.ndarray]]:
