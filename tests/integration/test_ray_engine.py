@@ -133,6 +133,7 @@ def comparable(results: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow  # two full runs (local, then Ray) of 3 systems x 50 items: ~1-2 min on 2 idle cores
 def test_ray_run_equals_local_run(ray_cluster: Any, toy: dict[str, Any], tmp_path: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRECS_EVAL_CACHE", str(tmp_path / "cache-local"))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from trecs_eval.errors import ConfigError
+from trecs_eval.errors import ConfigError, TrecsEvalError
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +82,15 @@ class RayCluster:
     def close(self) -> None:
         if self.owned and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+def unwrapped(ray: ModuleType, results: Iterator[object]) -> Iterator[object]:
+    """``results`` of Ray tasks, a worker's TrecsEvalError re-raised as itself (one line at the CLI,
+    as the local engine gives) instead of Ray's wrapper with the remote traceback."""
+    try:
+        yield from results
+    except ray.exceptions.RayTaskError as err:
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, TrecsEvalError):
+            raise cause from None
+        raise

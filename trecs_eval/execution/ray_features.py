@@ -20,10 +20,13 @@ actor, as many actors as the cluster's CPUs or GPUs) with the local batching gua
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -57,11 +60,32 @@ class FeatureWorker:
     def inception(self, todo: list[tuple[str, str]]) -> dict[str, dict[str, np.ndarray]]:
         return self.extractors.inception_extractor._compute(todo, "")
 
-    def clip_images(self, paths: list[str]) -> np.ndarray:
+    def clip_images(self, paths: list[str], clip_config: dict[str, Any] | None) -> np.ndarray:
+        register_clip_config(self.extractors.settings.clip_model, clip_config)
         return self.extractors.clip._embed_images(paths)
 
-    def clip_texts(self, texts: list[str]) -> np.ndarray:
+    def clip_texts(self, texts: list[str], clip_config: dict[str, Any] | None) -> np.ndarray:
+        register_clip_config(self.extractors.settings.clip_model, clip_config)
         return self.extractors.clip._embed_texts(texts)
+
+
+def runtime_clip_config(model: str) -> dict[str, Any] | None:
+    """open_clip's config of ``model`` as this process knows it: a model registered at run time
+    (``open_clip.add_model_config``, e.g. by a plug-in) is unknown to a fresh worker process."""
+    import open_clip
+
+    return open_clip.get_model_config(model)
+
+
+def register_clip_config(model: str, config: dict[str, Any] | None) -> None:
+    """Register the driver's config of ``model`` with this worker's open_clip if it lacks it."""
+    import open_clip
+
+    if config is None or model in open_clip.list_models():
+        return
+    path = Path(tempfile.mkdtemp(prefix="trecs-eval-clip-config-")) / f"{model}.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    open_clip.add_model_config(path)
 
 
 class FeaturePool:
@@ -75,15 +99,19 @@ class FeaturePool:
         self.actor_options, self.threads = actor_options, torch.get_num_threads()
         self._actors: list[Any] = []
 
-    def map(self, method: str, shards: Sequence[Any]) -> Iterator[Any]:
+    def map(self, method: str, shards: Sequence[Any], *args: Any) -> Iterator[Any]:
+        """``actor.method(shard, *args)`` for every shard, results in order (a worker's
+        TrecsEvalError raised as itself)."""
         from ray.util import ActorPool
+
+        from trecs_eval.execution.ray_cluster import unwrapped
 
         if not self._actors:
             actor = self.ray.remote(max_restarts=3, max_task_retries=3, **self.actor_options)(FeatureWorker)
             settings = worker_settings(self.settings)
             self._actors = [actor.remote(settings, self.threads) for _ in range(self.workers)]
         pool = ActorPool(self._actors[:max(1, min(len(self._actors), len(shards)))])
-        return pool.map(lambda a, s: getattr(a, method).remote(s), shards)
+        return unwrapped(self.ray, pool.map(lambda a, s: getattr(a, method).remote(s, *args), shards))
 
     def close(self) -> None:
         for actor in self._actors:
@@ -144,7 +172,8 @@ class RayFeatureExtractors(FeatureExtractors):
 
     def _arrays_remote(self, method: str, desc: str, inputs: Sequence[str]) -> np.ndarray:
         shards = batch_shards(list(inputs), self.settings.batch_size, self.shard_batches)
-        parts = list(tqdm(self.pool.map(method, shards), total=len(shards), desc=f"{desc} (ray)",
+        config = runtime_clip_config(self.settings.clip_model)
+        parts = list(tqdm(self.pool.map(method, shards, config), total=len(shards), desc=f"{desc} (ray)",
                           unit="shard", disable=not self.settings.progress))
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 

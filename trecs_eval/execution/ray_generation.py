@@ -39,6 +39,7 @@ from trecs_eval.data.evalset import EvalItem
 from trecs_eval.device import resolve_device
 from trecs_eval.errors import TrecsEvalError
 from trecs_eval.execution.base import GeneratorRecipe
+from trecs_eval.execution.ray_cluster import unwrapped
 from trecs_eval.generation.runner import (
     PROVENANCE_DIR,
     SystemOutput,
@@ -147,15 +148,10 @@ def _run_shards(ray: ModuleType, run_dir: Path, recipe: GeneratorRecipe, shards:
     actors = [actor.remote(recipe, str(run_dir)) for _ in range(max(1, min(workers, len(shards))))]
     try:
         pool = ActorPool(actors)
-        tasks = pool.map(lambda a, s: a.generate_shard.remote(s, seed, batch_size), shards)
+        tasks = unwrapped(ray, pool.map(lambda a, s: a.generate_shard.remote(s, seed, batch_size), shards))
         for done, part in zip(tasks, shards, strict=True):
             bar.update(len(part))
             log.debug("%s: shard of %d done (%d generated)", recipe.system, len(part), done)
-    except ray.exceptions.RayTaskError as err:
-        cause = getattr(err, "cause", None)
-        if isinstance(cause, TrecsEvalError):
-            raise cause from None  # the generator's own error, as the local runner raises it
-        raise
     finally:
         bar.close()
         for a in actors:
