@@ -1,7 +1,8 @@
 """The demo's feature stage on the local engine and on a local Ray cluster with 1 and 2 workers.
 
     python benchmarks/bench_ray.py                          # 96 demo-sized (128 px) toyworld images
-    python benchmarks/bench_ray.py --inception-weights W    # skip making calibrated random weights
+    python benchmarks/bench_ray.py --inception-weights W    # another weights file (default: the
+                                                            # standard ones if installed, else random)
 
 Inception-v3 features (the demo's dominant extractor: one forward pass per image serves FID, KID
 and IS) of the same images, cold feature caches, same weights and torch thread count. Printed
@@ -47,9 +48,18 @@ def make_images(directory: Path, n: int) -> list[Path]:
 
 
 def weights_file(given: str | None, directory: Path) -> str:
+    """The given file, else the standard weights if installed (``weights`` extra), else calibrated
+    random weights made here (minutes)."""
     if given:
         return given
+    from trecs_eval.errors import TrecsEvalError
     from trecs_eval.features.calibration import make_calibrated_inception_weights
+    from trecs_eval.features.weights import resolve_inception_weights
+
+    try:
+        return str(resolve_inception_weights().path)
+    except TrecsEvalError:
+        pass
 
     path = directory / "inception-calibrated-seed0.pth"
     started = time.perf_counter()

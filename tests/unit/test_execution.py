@@ -89,3 +89,22 @@ def test_provenance_parts_merge_once_and_drop_torn_lines(tmp_path: Path) -> None
 def test_local_engine_info_names_the_engine() -> None:
     info = make_engine(dataclasses.replace(ExecutionSpec())).info()
     assert info["engine"] == "local" and info["nodes"] == 1 and info["cpus"] >= 1
+
+
+def test_workers_load_the_drivers_uncalibrated_weight_files(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray worker must load the files the driver's identity hashes, not make its own elsewhere."""
+    from trecs_eval.execution.ray_features import worker_settings
+    from trecs_eval.features import weights
+    from trecs_eval.features.clip import uncalibrated_weights_path
+    from trecs_eval.metrics.engine import ExtractorSettings
+
+    made = tmp_path / "inception-calibrated.pth"
+    monkeypatch.setattr(weights, "calibrated_weights", lambda seed: weights.ResolvedWeights(
+        made, "0" * 64, "calibrated-random", uncalibrated=True))
+    settings = ExtractorSettings(uncalibrated=True, seed=0, clip_model="ViT-B-32", batch_size=7)
+    mapped = worker_settings(settings)
+    assert not mapped.uncalibrated and mapped.inception_weights == str(made)
+    assert mapped.clip_pretrained == str(uncalibrated_weights_path("ViT-B-32", 0))
+    assert mapped.batch_size == 7  # everything else as the driver's: same batches
+    assert worker_settings(ExtractorSettings()) == ExtractorSettings()
