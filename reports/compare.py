@@ -12,7 +12,9 @@ For every (system, metric) both runs hold, ``delta = B - A`` over the items both
   (``benchmarks/bench_compare.py``, which also shows the agreement with the paired bootstrap).
   KID is the unbiased MMD² over all pairs, the value the run reports.
 * IS: a paired t-test over the per-split differences (both runs split the shared items with the
-  same seeded permutation, so split k holds the same items in both; the splits are independent).
+  same seeded permutation, so split k holds the same items in both; the splits are independent
+  when items are; the splits do not follow images, so narratives of one image may share or
+  straddle splits: with several narratives per image this test is somewhat liberal).
 * per-item metrics (a numeric column of samples.parquet: CLIPScore, R-precision, ...): the
   paired percentile bootstrap of the mean difference, resampling images (clusters) when an image
   has several narratives (``narratives.jsonl``'s ``image_id``).
