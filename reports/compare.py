@@ -266,6 +266,9 @@ def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Se
     failed = [name for name, r in (("A", ra), ("B", rb)) if r.status == "failed"]
     if failed:
         return _replace(row, reason=f"failed in run {' and '.join(failed)}")
+    unavailable = [name for name, r in (("A", ra), ("B", rb)) if r.status == "unavailable"]
+    if unavailable:  # e.g. IS with Inception weights that have no classifier
+        return _replace(row, reason=f"unavailable in run {' and '.join(unavailable)}")
     if len(items) < 2:
         return _replace(row, reason=f"{len(items)} shared items; at least 2 are needed")
     try:

@@ -145,7 +145,8 @@ def metrics_command(args: argparse.Namespace) -> int:
     for m in found.results:
         ci = "" if m.ci_low != m.ci_low else f"  95% CI [{m.ci_low:.6g}, {m.ci_high:.6g}]"
         stamp = "  UNCALIBRATED" if m.status == "uncalibrated" else ""
-        print(f"{m.name:12s} {m.value:.6g}{ci}  n={m.n}{stamp}")
+        shown = "unavailable" if m.status == "unavailable" else f"{m.value:.6g}{ci}"
+        print(f"{m.name:12s} {shown}  n={m.n}{stamp}")
         for warning in m.warnings:
             print(f"  warning: {warning}")
     print(extractors.cache.stats, file=sys.stderr)
