@@ -1,7 +1,7 @@
 """The demo's wall time next to what its forward passes cost at the plain-forward rate (issue 14).
 
     python benchmarks/bench_demo.py            # the real demo (n = 300), cold caches
-    python benchmarks/bench_demo.py --n 60     # a quicker, smaller demo
+    python benchmarks/bench_demo.py --n 100    # a quicker, smaller demo (R-precision needs >= 100)
 
 One process, in this order:
 

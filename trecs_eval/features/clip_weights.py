@@ -23,8 +23,11 @@ and image-text cosines take both signs. Numbers made this way are stamped UNCALI
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -209,6 +212,22 @@ def resolve_tag(model: str, tag: str) -> str:
         ) from err
 
 
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Model initialized randomly" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_random_init_warning() -> Iterator[None]:
+    """open_clip warns 'initialized randomly' for ``pretrained=None``; we load weights next."""
+    root, drop = logging.getLogger(), _DropRandomInitWarning()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
 def check_pinned_sha256(model: str, tag: str, weights_file: str) -> None:
     """A pinned tag's file must have its pinned sha256 (MissingWeightsError otherwise)."""
     pins = PINNED_SHA256.get((model, tag))
@@ -246,10 +265,11 @@ def load_clip_model(model: str, pretrained: str, device: str) -> tuple[Any, Any,
     if not is_file:
         check_pinned_sha256(model, pretrained, weights_file)
     # tags and files load the same way: from the resolved file, tag preprocessing passed on
-    clip, _, preprocess = open_clip.create_model_and_transforms(
-        model, pretrained=None, device=device, force_quick_gelu=quick_gelu,
-        **({} if is_file else _tag_preprocessing(model, pretrained)),
-    )
+    with _quiet_random_init_warning():  # the weights are loaded right below
+        clip, _, preprocess = open_clip.create_model_and_transforms(
+            model, pretrained=None, device=device, force_quick_gelu=quick_gelu,
+            **({} if is_file else _tag_preprocessing(model, pretrained)),
+        )
     try:  # weights_only=True: a checkpoint is tensors, never code
         open_clip.load_checkpoint(clip, weights_file, weights_only=True, device=device)
     except Exception as err:  # UnpicklingError, RuntimeError (shapes), KeyError, BadZipFile, ...
