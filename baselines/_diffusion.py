@@ -122,6 +122,15 @@ def n_tokens(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, verbose=False).input_ids)
 
 
+def fit_words(tokenizer: Any, text: str) -> str:
+    """``text`` without its last words until it fits in ``CLIP_MAX_TOKENS`` (GLIGEN tokenizes its
+    phrases uncut: a longer phrase would overflow the text encoder's positions)."""
+    words = text.split()
+    while len(words) > 1 and n_tokens(tokenizer, " ".join(words)) > CLIP_MAX_TOKENS:
+        words.pop()
+    return " ".join(words)
+
+
 def prompt_for(tokenizer: Any, item: EvalItem, policy: str) -> tuple[str, bool]:
     """(prompt, truncated) for ``item`` under ``policy`` (see the module doc)."""
     caption = item.narrative.caption

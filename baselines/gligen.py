@@ -8,8 +8,8 @@ GLIGEN boxes. Per item:
 2. **Spans.** :func:`reference_pipeline.compose.trace_sequences`: maximal runs of words with the
    same COCO-Stuff label, each with the union of its words' trace points (the project's
    word↔trace alignment, :func:`trecs_eval.metrics.label_canvas.points_for_words`).
-3. **Phrase.** ``phrase = "words"``: the span's words; ``"label"``: its label name with
-   ``-other`` dropped and hyphens as spaces (``sky-other`` -> ``sky``).
+3. **Phrase.** ``phrase = "words"``: the span's words (cut to CLIP's 77 tokens); ``"label"``: its
+   label name with ``-other`` dropped and hyphens as spaces (``sky-other`` -> ``sky``).
 4. **Box.** :func:`reference_pipeline.compose.grown_trace_box` of the span's points (the bbox of
    their hull, enlarged ``TRACE_BOX_GROWTH`` = 1.4× about its centre, as the compose step places
    masks), clipped to [0, 1]. A span without trace points gets no box.
@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from baselines._diffusion import item_generators
+from baselines._diffusion import fit_words, item_generators
 from baselines.diffusers_t2i import CHOICES, DEFAULTS, DiffusionBase, to_generations
 from reference_pipeline.compose import grown_trace_box, trace_sequences
 from trecs_eval.data.coco_stuff import ID_TO_NAME
@@ -157,9 +157,10 @@ class GligenGenerator(DiffusionBase):
         for item, rng in zip(items, item_generators(items, seed, self.device), strict=True):
             g = self.grounding(item)
             boxes = [list(b) for b in g.boxes] or [[0.0, 0.0, 1.0, 1.0]]
+            phrases = [fit_words(self.pipe.tokenizer, ph) for ph in g.phrases] or [""]
             result = self.pipe(self.prompt(item), num_inference_steps=self.p["steps"],
                                guidance_scale=self.p["guidance_scale"], generator=rng,
-                               gligen_phrases=list(g.phrases) or [""], gligen_boxes=boxes,
+                               gligen_phrases=phrases, gligen_boxes=boxes,
                                gligen_scheduled_sampling_beta=self.p["gligen_beta"] if g.boxes else 0.0,
                                **self.size_kwargs())
             out.extend(to_generations(result.images))

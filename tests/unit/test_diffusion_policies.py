@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baselines._diffusion import CLIP_MAX_TOKENS, folder_sha256, load_pipeline, prompt_for, resolve_dtype
+from baselines._diffusion import (
+    CLIP_MAX_TOKENS,
+    fit_words,
+    folder_sha256,
+    load_pipeline,
+    prompt_for,
+    resolve_dtype,
+)
 from baselines.gligen import (
     GLIGEN_MAX_BOXES,
     MIN_BOX_SIDE,
@@ -61,6 +68,9 @@ def test_prompt_policies(tokenizer):
     k = len(prompt.split(". ")) if prompt else 0
     assert truncated and prompt == " ".join(units[:k]) and 0 < k < len(units)
     assert n_tokens(tokenizer, prompt) <= CLIP_MAX_TOKENS < n_tokens(tokenizer, " ".join(units[:k + 1]))
+    phrase = fit_words(tokenizer, long.narrative.caption)  # GLIGEN phrases are not cut by the pipeline
+    assert n_tokens(tokenizer, phrase) <= CLIP_MAX_TOKENS < n_tokens(tokenizer, " ".join(
+        long.narrative.caption.split()[:len(phrase.split()) + 1]))
     # one utterance longer than the limit: the cut caption, never an empty prompt
     monster = item_with(["zq" * 100 + "."])
     assert prompt_for(tokenizer, monster, "whole_utterances") == (monster.narrative.caption, True)
