@@ -125,6 +125,6 @@ def build_tiny_pipeline(folder: Path, kind: str = "sd") -> Path:
 if __name__ == "__main__":  # python -m tests.diffusion_support OUT_DIR  (configs/toy_diffusion.toml)
     import sys
 
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/toy_diffusion/models")
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/tiny_models")
     for name, kind in (("tiny-sd", "sd"), ("tiny-gligen", "gligen")):
         print(build_tiny_pipeline(out / name, kind))

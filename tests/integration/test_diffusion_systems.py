@@ -188,8 +188,8 @@ def test_kill_9_mid_generation_resumes_without_regenerating(tmp_path, toy, model
 def test_toy_diffusion_config_runs(tmp_path, models, monkeypatch):
     """configs/toy_diffusion.toml as shipped, with the tiny models where its comments say to build them."""
     monkeypatch.chdir(tmp_path)
-    shutil.copytree(models["sd"], tmp_path / "runs/toy_diffusion/models/tiny-sd")
-    shutil.copytree(models["gligen"], tmp_path / "runs/toy_diffusion/models/tiny-gligen")
+    shutil.copytree(models["sd"], tmp_path / "runs/tiny_models/tiny-sd")
+    shutil.copytree(models["gligen"], tmp_path / "runs/tiny_models/tiny-gligen")
     assert main(["run", str(REPO / "configs" / "toy_diffusion.toml"), "-q", "--uncalibrated-weights"]) == 0
     results = json.loads((tmp_path / "runs/toy_diffusion/results.json").read_text())
     assert {s["name"] for s in results["systems"]} >= {"sd", "gligen"}
