@@ -243,10 +243,21 @@ def candidates(bank: MaskBank, label: int, ranking: Sequence[int], top_k: int,
     found = [m for i in ranking[:top_k] for m in usable(i)]
     if found:
         return found
-    for i in ranking[top_k:]:
-        found = usable(i)
-        if found:
-            return found
+    # The best-ranked image holding the label, found from the label's images (not by walking the
+    # ranking: on COCO's 118k-image bank that walk was most of compose's time).
+    holders = bank.images_with_label(label)
+    if holders.size == 0:
+        return []
+    unranked = len(bank.images)  # a partial ranking leaves the other images out, as the walk did
+    position = np.full(len(bank.images), unranked, dtype=np.int64)
+    position[np.asarray(ranking, dtype=np.int64)] = np.arange(len(ranking))
+    for i in holders[np.argsort(position[holders], kind="stable")]:
+        if position[i] == unranked:
+            break
+        if position[i] >= top_k:
+            found = usable(int(i))
+            if found:
+                return found
     return []
 
 

@@ -161,3 +161,28 @@ def test_masks_that_vanish_at_the_canvas_size_are_not_used(tmp_path):
     bank = build_bank(root / "annotations.json", root / "images")
     comp = compose(bank, [seq(CAT, (0.1, 0.1, 0.5, 0.5))], ranking=[0, 1], size=(8, 8), top_k=1)
     assert comp.skipped == (CAT,) and np.all(comp.labels == GRASS)  # the next-ranked image fills
+
+
+def _walk_candidates(bank, label, ranking, top_k, size):
+    """The definition: masks of ``label`` in the top-k images, else in the first image down the
+    ranking that has a usable one (the plain walk the indexed lookup replaces)."""
+    def usable(i):
+        return [m for m in bank.masks_with_label(int(i), label) if bank.mask_bbox(m, size) is not None]
+
+    found = [m for i in ranking[:top_k] for m in usable(i)]
+    if found:
+        return found
+    return next((usable(i) for i in ranking[top_k:] if usable(i)), [])
+
+
+def test_indexed_fallback_equals_walking_the_ranking(bank):
+    from reference_pipeline.compose import candidates
+
+    rng = np.random.default_rng(0)
+    labels = sorted({m.label for m in bank.masks})
+    for _ in range(30):
+        ranking = rng.permutation(len(bank))[: int(rng.integers(1, len(bank) + 1))]  # full or partial
+        for label in labels:
+            for top_k in (1, 2):
+                assert candidates(bank, label, ranking, top_k, (32, 32)) == _walk_candidates(
+                    bank, label, ranking, top_k, (32, 32))
