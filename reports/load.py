@@ -20,7 +20,7 @@ import pandas as pd
 from trecs_eval.data.localized_narratives import read_narratives
 from trecs_eval.data.narratives import Narrative
 from trecs_eval.errors import InputError
-from trecs_eval.metrics.types import MetricInfo, MetricResult
+from trecs_eval.metrics.types import METRIC_STATUSES, MetricInfo, MetricResult
 from trecs_eval.results import RESULTS_FILE, SAMPLES_FILE, RunResults, read_results
 from trecs_eval.rundir import FEATURES_DIR, NARRATIVES_FILE
 
@@ -176,7 +176,6 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "run_id": (_TEXT, False), "created": (_TEXT, False), "git_commit": (_TEXT, True),
     "uncalibrated": (_FLAG, False),
 }
-METRIC_STATUSES = ("ok", "uncalibrated", "failed", "unavailable")  # unavailable: e.g. IS without a classifier
 _INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {  # metric declarations the reports read
     "display_name": (_TEXT, False), "higher_is_better": (_FLAG, False), "column_order": ((int,), False),
     "scope": (_TEXT, False), "feature_key": (_TEXT, False), "statistic": (_TEXT, False),

@@ -25,6 +25,8 @@ features in the metric's feature spaces), ``text`` (CLIP embeddings of the narra
 ``canvas`` (the system's label canvases: systems without them are not scored, which is not a
 failure), ``items`` (the evaluation items: gold tags, gold maps, traces)."""
 
+# every MetricResult.status (see its docstring); reports refuse any other value in results.json
+METRIC_STATUSES = ("ok", "uncalibrated", "failed", "unavailable")
 
 @dataclass(frozen=True)
 class MetricInfo:
