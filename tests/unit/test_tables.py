@@ -196,7 +196,7 @@ def test_loader_errors_name_the_file_and_field(tmp_path):
     pd.concat([samples, samples.iloc[:1]]).to_parquet(run / "samples.parquet")
     with pytest.raises(InputError, match=r"samples.parquet:4: field 'item_id': duplicate row"):
         load_run(run)
-    with pytest.raises(InputError, match="no run directories"):
+    with pytest.raises(InputError, match="no readable run directories"):
         load_history(tmp_path / "run")
 
 
