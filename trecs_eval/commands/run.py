@@ -85,7 +85,7 @@ def run_command(args: argparse.Namespace) -> int:
     check_names(config)  # a bad config is one error line, not a banner and then an error
     preflight(config, str(args.config))
     if config.extractors.uncalibrated:
-        print_banner()
+        print_banner("CLIP" if config.extractors.inception_weights else "Inception, CLIP")
     outcome = run_one(config, force=args.force, progress=not quiet,
                       resume_command=f"trecs-eval run {args.config}", source=str(args.config))
     print_summary(outcome)
