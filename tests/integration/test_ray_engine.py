@@ -191,6 +191,7 @@ def kill_first_worker(pid_dir: Path, images: Path, killed: list[int]) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow  # Ray workers (generation, then features) each import torch: ~30 s on 2 idle cores
 def test_killed_generation_worker_is_retried_and_nothing_is_generated_twice(
         ray_cluster: Any, toy: dict[str, Any], tmp_path: Path) -> None:
     GENERATORS.register("pid-slow-noise", "tests.ray_support:PidSlowNoiseGenerator")
