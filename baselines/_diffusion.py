@@ -5,7 +5,7 @@ the provenance they record (:func:`describe_pipeline`).
 * **Model.** ``model`` is a local pipeline folder (``model_index.json`` + component folders, as
   ``save_pretrained`` writes it) or a Hugging Face id already in the local cache; loading uses
   ``local_files_only`` unless ``allow_download = true``. The folder is fingerprinted
-  (:func:`folder_sha256`) so results say exactly which weights made the images.
+  (:func:`trecs_eval.features.identity.folder_sha256`) so results say exactly which weights made the images.
 * **dtype.** ``"auto"`` = ``float16`` on CUDA, ``float32`` on CPU (half precision on a CPU is slow
   and some kernels lack it, so ``float16`` on CPU is refused).
 * **Scheduler.** ``""`` keeps the folder's scheduler; otherwise the name of a diffusers scheduler
@@ -21,7 +21,6 @@ the provenance they record (:func:`describe_pipeline`).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import re
@@ -102,19 +101,6 @@ def model_folder(model: str) -> Path | None:
         return Path(snapshot_download(model, local_files_only=True))
     except Exception:
         return None
-
-
-def folder_sha256(folder: Path) -> str:
-    """sha256 over the sorted (relative path, file sha256) pairs of every non-hidden file under
-    ``folder`` (symlinks followed, as the HF cache uses them): a renamed folder hashes the same,
-    a changed weight file does not."""
-    from trecs_eval.features.identity import sha256_file
-
-    outer = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts)):
-        outer.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(str(path))}\n".encode())
-    return outer.hexdigest()
 
 
 def n_tokens(tokenizer: Any, text: str) -> int:

@@ -26,7 +26,6 @@ from baselines._diffusion import (
     DTYPES,
     TEXT_POLICIES,
     describe_pipeline,
-    folder_sha256,
     import_diffusers,
     item_generators,
     load_pipeline,
@@ -35,6 +34,7 @@ from baselines._diffusion import (
     resolve_dtype,
 )
 from trecs_eval.data.evalset import EvalItem
+from trecs_eval.features.identity import folder_sha256
 from trecs_eval.generation.protocol import Capabilities, Generation, GeneratorContext
 
 DEFAULTS: dict[str, Any] = {

@@ -14,7 +14,6 @@ import pytest
 from baselines._diffusion import (
     CLIP_MAX_TOKENS,
     fit_words,
-    folder_sha256,
     load_pipeline,
     prompt_for,
     resolve_dtype,
@@ -34,6 +33,7 @@ from trecs_eval.data.coco_stuff import NAME_TO_ID
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.data.narratives import Narrative, TimedUtterance
 from trecs_eval.errors import ConfigError
+from trecs_eval.features.identity import folder_sha256
 from trecs_eval.generation.protocol import GeneratorContext
 
 BOX_ABS_TOL = 1e-12

@@ -17,9 +17,9 @@ from trecs_eval.data.download import (
     SOURCES,
     ConnectionLostError,
     DownloadError,
-    download,
     UnsafeArchiveError,
     _fetch,
+    download,
     download_file,
     source_status,
 )

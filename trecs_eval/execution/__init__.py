@@ -16,6 +16,7 @@ for reductions that cannot gather the features.
 
 from __future__ import annotations
 
-from trecs_eval.execution.base import Engine, GeneratorRecipe, make_engine
+from trecs_eval.execution.base import Engine, GeneratorRecipe
+from trecs_eval.execution.select import make_engine
 
 __all__ = ["Engine", "GeneratorRecipe", "make_engine"]

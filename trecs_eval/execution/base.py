@@ -13,7 +13,6 @@ from trecs_eval.generation.protocol import Generator, GeneratorContext, Generato
 from trecs_eval.generation.runner import SystemOutput
 
 if TYPE_CHECKING:
-    from trecs_eval.config import ExecutionSpec
     from trecs_eval.metrics.engine import FeatureExtractors
 
 
@@ -54,13 +53,3 @@ class Engine(Protocol):
         """Release workers (and a cluster this engine started)."""
         ...
 
-
-def make_engine(spec: ExecutionSpec, device: str = "auto") -> Engine:
-    """The engine ``spec`` names (Ray is imported only for ``engine = "ray"``)."""
-    if spec.engine == "ray":
-        from trecs_eval.execution.ray_engine import RayEngine
-
-        return RayEngine(spec, device)
-    from trecs_eval.execution.local import LocalEngine
-
-    return LocalEngine()

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 PREPROCESSING_MODES = ("tf1", "clean")
@@ -37,6 +38,18 @@ def sha256_file(path: str, chunk_bytes: int = 1 << 20) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
+
+def folder_sha256(folder: str | Path) -> str:
+    """sha256 over the sorted (relative path, file sha256) pairs of every non-hidden file under
+    ``folder`` (symlinks followed, as the HF cache uses them): the identity of a model folder
+    (weights, config, tokenizer); a renamed folder hashes the same, a changed file does not."""
+    root = Path(folder)
+    outer = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(root).parts)):
+        outer.update(f"{path.relative_to(root).as_posix()}\0{sha256_file(str(path))}\n".encode())
+    return outer.hexdigest()
 
 @dataclass(frozen=True)
 class ExtractorIdentity:

@@ -28,7 +28,6 @@ content-addressed cache (one forward pass per distinct image content and segment
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -40,7 +39,7 @@ from trecs_eval.data.coco_panoptic import PANOPTIC_OUTPUT_IDS, canonical_id, pan
 from trecs_eval.data.coco_stuff import LABELS, read_label_map
 from trecs_eval.errors import ConfigError, InputError, MissingWeightsError
 from trecs_eval.features.cache import FeatureCache, content_key_for_file, content_key_for_pixels
-from trecs_eval.features.identity import ExtractorIdentity, library_versions, sha256_file
+from trecs_eval.features.identity import ExtractorIdentity, folder_sha256, library_versions, sha256_file
 from trecs_eval.features.images import decode_rgb
 
 ALL_COCO_STUFF_IDS = frozenset(lab.id for lab in LABELS)
@@ -135,13 +134,6 @@ class OracleSegmenter:
         return labels
 
 
-def _directory_sha256(directory: Path) -> str:
-    """sha256 over (relative name, file sha256) of every file: weights, config and processor."""
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
-    listing = [{"file": str(p.relative_to(directory)), "sha256": sha256_file(str(p))} for p in files]
-    return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
-
-
 def label_lookup(id2label: dict[int, str]) -> np.ndarray:
     """(n_classes,) uint8: model class index -> COCO-Stuff id, by name (ConfigError on an unknown name)."""
     lut = np.zeros(len(id2label), np.uint8)
@@ -174,7 +166,7 @@ class Mask2FormerSegmenter:
 
         self.identity = ExtractorIdentity(
             name=f"transformers/{type(self._model).__name__}",
-            weights_sha256=_directory_sha256(self.model_dir),
+            weights_sha256=folder_sha256(self.model_dir),
             layers=("semantic_segmentation",), preprocessing=f"{type(self._processor).__name__}:checkpoint",
             dtype="uint8", versions={**library_versions(), "transformers": transformers.__version__},
             extra={"label_space": "coco-panoptic-133 -> coco-stuff-182", "n_classes": len(self.lut)})

@@ -84,7 +84,7 @@ Canvases = Mapping[str, np.ndarray | str | os.PathLike[str]]
 """item id -> H×W uint8 label canvas, or the path of its PNG (as the run directory stores it)."""
 
 
-def _canvas_of(canvases: Canvases, item: EvalItem) -> np.ndarray:
+def canvas_of(canvases: Canvases, item: EvalItem) -> np.ndarray:
     if item.item_id not in canvases:
         raise TrecsEvalError(f"no canvas for item {item.item_id}; every scored item needs one")
     value = canvases[item.item_id]
@@ -106,7 +106,7 @@ def trace_canvas_accuracy(items: Sequence[EvalItem], canvases: Canvases, *, seed
         if item.gold_tags is None:
             unscored += 1
             continue
-        scores = [s for s in word_trace_accuracies(item.narrative, item.gold_tags, _canvas_of(canvases, item))
+        scores = [s for s in word_trace_accuracies(item.narrative, item.gold_tags, canvas_of(canvases, item))
                   if s is not None]
         if scores:
             per_sample[item.item_id] = float(np.mean(scores))
@@ -171,7 +171,7 @@ def segmentation_metrics(items: Sequence[EvalItem], canvases: Canvases, *, seed:
         reason = "no item has a gold segmentation map"
         return [_failed(PIXEL_ACCURACY_INFO, reason, seed), _failed(MIOU_INFO, reason, seed)]
     lut = np.arange(N_LABEL_IDS) if label_lut is None else np.asarray(label_lut)
-    counts = np.stack([class_counts(lut[read_gold_segmentation(item)], lut[_canvas_of(canvases, item)])
+    counts = np.stack([class_counts(lut[read_gold_segmentation(item)], lut[canvas_of(canvases, item)])
                        for item in scored])
     if np.any(counts[:, 1].sum(axis=1) == 0):
         bad = scored[int(np.flatnonzero(counts[:, 1].sum(axis=1) == 0)[0])]

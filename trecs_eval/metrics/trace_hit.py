@@ -41,7 +41,7 @@ from trecs_eval.data.narratives import Narrative, points_for_words
 from trecs_eval.errors import InputError
 from trecs_eval.metrics.bootstrap import DEFAULT_ALPHA, DEFAULT_N_RESAMPLES, bootstrap_mean_ci
 from trecs_eval.metrics.intervals import containment_warning
-from trecs_eval.metrics.label_canvas import Canvases, _canvas_of, point_pixels
+from trecs_eval.metrics.label_canvas import Canvases, canvas_of, point_pixels
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 NO_POINTS = "no trace points"
@@ -135,7 +135,7 @@ def trace_hit_rate(items: Sequence[EvalItem], label_maps: Canvases, *, label_spa
         if item.gold_tags is None:
             counts["no_gold_tags"] += 1
             continue
-        label_map = _canvas_of(label_maps, item)
+        label_map = canvas_of(label_maps, item)
         outcomes = span_hits(item.narrative, item.gold_tags, label_map, canonical, output_ids)
         scored = [o.hit for o in outcomes if o.hit is not None]
         counts["no_points"] += sum(o.reason == NO_POINTS for o in outcomes)
