@@ -1,4 +1,5 @@
-"""Shared by ``trecs-eval run`` and ``trecs-eval demo``: the UNCALIBRATED banner and the summary."""
+"""Shared by ``trecs-eval run`` and ``trecs-eval demo``: the terminal form of the UNCALIBRATED warning
+(the tables carry `reports.tables.UNCALIBRATED_BANNER`, one sentence per table) and the summary."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from trecs_eval.harness import RunOutcome
 
-UNCALIBRATED_BANNER = """\
+UNCALIBRATED_TERMINAL_BOX = """\
 ########################################################################################
 ##  UNCALIBRATED WEIGHTS: {which} use SEEDED RANDOM weights (no pretrained weights
 ##  were given, cached or downloadable). Every number made with them is stamped
@@ -25,7 +26,7 @@ def set_quiet(quiet: bool) -> None:
 
 def print_banner(which: str = "Inception, CLIP") -> None:
     """The banner, naming the extractors with random weights."""
-    print(UNCALIBRATED_BANNER.format(which=which), file=sys.stderr, flush=True)
+    print(UNCALIBRATED_TERMINAL_BOX.format(which=which), file=sys.stderr, flush=True)
 
 
 def print_summary(outcome: RunOutcome) -> None:
