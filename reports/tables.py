@@ -34,8 +34,9 @@ from trecs_eval.results import RESULTS_FILE
 UNCALIBRATED_MARK = "†"
 UNCALIBRATED_BANNER = (f"UNCALIBRATED: numbers marked {UNCALIBRATED_MARK} were computed with random "
                        "(untrained) weights; they are not comparable to published results")
-UNAVAILABLE_NOTE = ("unavailable: the extractor cannot give this metric (IS needs Inception's "
-                    "1008-way classifier, which the NVIDIA-format FID weights lack).")
+UNAVAILABLE_NOTE = ("unavailable: the extractor cannot give this metric here; the result's warnings say "
+                    "why (IS needs Inception's 1008-way classifier, which the NVIDIA-format FID weights "
+                    "lack; a segmenter-based metric needs images the segmenter can label).")
 CI_STYLES = ("pm", "interval", "none")
 SYMMETRY_REL_TOL = 1e-6  # symmetric intervals agree to round-off; bootstrap ones differ by percent
 

@@ -14,6 +14,11 @@ prefix so they stand next to the canvas-based numbers of systems that draw canva
 A segmenter that merges classes (COCO panoptic) is scored on its canonical labels: map, gold tags
 and gold map are all mapped to the representative of a merged group first (``label_lut``), so
 ``bush`` on a ``tree`` pixel is not a miss. With the oracle, real images score their gold value.
+
+An image the segmenter gives no label at all (every pixel ``unlabeled``) was not segmented: the
+toyworld oracle knows only toyworld's own images, and a real segmenter labels every pixel. A system
+with such images gets these metrics as ``unavailable`` with the count in its warnings, never a 0
+that would read as "puts nothing where the trace points" (TReCS collages scored 0 that way).
 """
 
 from __future__ import annotations
@@ -58,14 +63,31 @@ def _maps(inputs: MetricInputs, params: Mapping[str, Any]
     return dict(zip(inputs.item_ids, maps, strict=True)), found.label_space, lut
 
 
+def _unsegmented(inputs: MetricInputs, params: Mapping[str, Any], name: str) -> MetricResult | None:
+    """``unavailable`` when some image got no label at all from the segmenter (module doc), else None."""
+    maps = inputs.features[params["segmenter"]].maps
+    blank = sum(1 for m in maps if not np.any(np.asarray(m)))
+    if blank == 0:
+        return None
+    info = REGISTERED_INFO[name]
+    reason = (f"{blank} of {len(maps)} images got no label at all from segmenter {params['segmenter']!r} "
+              "(the toyworld oracle knows only toyworld's own images; generated ones need a real segmenter)")
+    result = MetricResult(name, float("nan"), info.higher_is_better, len(maps), status="unavailable",
+                          warnings=(reason,), params={"unsegmented_images": blank})
+    return _stamp(result, inputs, params, name)
+
+
 def _stamp(result: MetricResult, inputs: MetricInputs, params: Mapping[str, Any], name: str) -> MetricResult:
     identity = dict(inputs.identities[params["segmenter"]])
-    return replace(result, name=name, extractor=identity, status="failed" if result.status == "failed" else (
-        "uncalibrated" if identity.get("uncalibrated") else "ok"),
+    status = result.status if result.status in ("failed", "unavailable") else (
+        "uncalibrated" if identity.get("uncalibrated") else "ok")
+    return replace(result, name=name, extractor=identity, status=status,
         params={**result.params, "segmenter": params["segmenter"]})
 
 
 def _seg_trace(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
+    if (unavailable := _unsegmented(inputs, params, "seg_trace_accuracy")) is not None:
+        return unavailable
     maps, _, lut = _maps(inputs, params)
     found = label_canvas.trace_canvas_accuracy(_canonical_items(inputs, lut), maps, seed=inputs.seed,
                                                n_resamples=params["n_resamples"])
@@ -74,6 +96,8 @@ def _seg_trace(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
 
 def _seg_pixels(name: str, source: str) -> Any:
     def compute(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
+        if (unavailable := _unsegmented(inputs, params, name)) is not None:
+            return unavailable
         maps, _, lut = _maps(inputs, params)
         found = label_canvas.segmentation_metrics(inputs.items, maps, seed=inputs.seed,
                                                   n_resamples=params["n_resamples"], label_lut=lut)
@@ -84,6 +108,8 @@ def _seg_pixels(name: str, source: str) -> Any:
 
 
 def _trace_hit(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
+    if (unavailable := _unsegmented(inputs, params, "trace_hit_rate")) is not None:
+        return unavailable
     found = inputs.features[params["segmenter"]]
     maps = dict(zip(inputs.item_ids, found.maps, strict=True))
     result = trace_hit.trace_hit_rate(inputs.items, maps, label_space=found.label_space, seed=inputs.seed,
@@ -115,3 +141,5 @@ TRACE_HIT_RATE = Metric(
                display_name="Trace hit rate", scope="item", features=(DEFAULT_SEGMENTER,),
                interval=_NARRATIVES, column_order=64),
     _trace_hit, params=dict(_PARAMS), needs=_NEEDS, space_param="segmenter")
+REGISTERED_INFO = {m.info.name: m.info
+                   for m in (SEG_TRACE_ACCURACY, SEG_PIXEL_ACCURACY, SEG_MIOU, TRACE_HIT_RATE)}
