@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trecs_eval.metrics import intervals
-from trecs_eval.metrics.bootstrap import bootstrap_mean_ci, paired_bootstrap_mean_diff
+from trecs_eval.metrics.bootstrap import bootstrap_mean_ci
 from trecs_eval.metrics.fid_inf import features_to_fid_inf
 from trecs_eval.metrics.inception_score import logits_to_inception_score
 
@@ -103,8 +103,10 @@ def _gate(tally: Tally, label: str, a: dict, b: dict, images: np.ndarray) -> Non
         "kid": intervals.paired_delta_test(a["kid"], b["kid"], ALPHA),
         "is": intervals.paired_split_test(a["is"], b["is"], ALPHA),
     }
-    boot = paired_bootstrap_mean_diff(b["scores"], a["scores"], a["n_resamples"], seed=0, clusters=images)
-    p = [tests["fid"].p_value, tests["kid"].p_value, tests["is"].p_value, boot.p_value]
+    # the gate's per-item test (reports/compare.py): cluster-robust paired z on the mean difference
+    item = intervals.paired_delta_test(intervals.mean_influence(a["scores"]),
+                                       intervals.mean_influence(b["scores"]), ALPHA, images)
+    p = [tests["fid"].p_value, tests["kid"].p_value, tests["is"].p_value, item.p_value]
     for metric, value in zip(GATE_METRICS, p, strict=True):
         tally.hit(f"{label}:{metric}", value < ALPHA)
     tally.hit(f"{label}:any (Holm)", bool(np.any(intervals.adjust_p_values(p, "holm") < ALPHA)))

@@ -28,8 +28,8 @@ def to_markdown(c: Comparison) -> str:
     status = "FAIL: regression" if c.exit_code else "PASS: no regression beyond thresholds"
     lines = [f"**Regression gate: {status}**", "", f"A = `{c.run_a}`  ", f"B = `{c.run_b}`  ",
              f"delta = B − A over the shared items; FID/KID: paired delta-method z-test, IS: paired t over "
-             f"splits, per-item metrics: paired bootstrap over images ({c.n_resamples} resamples, seed "
-             f"{c.seed}); {100 * (1 - c.alpha):g} % CI (unadjusted); significant = {c.correction}-adjusted "
+             f"splits, per-item metrics: paired z-test, variance clustered by image; "
+             f"{100 * (1 - c.alpha):g} % CI (unadjusted); significant = {c.correction}-adjusted "
              f"p < {c.alpha:g} (family-wise error over all rows); KID = unbiased MMD² over all pairs", ""]
     lines += [f"> warning: {w}" for w in c.warnings] + ([""] if c.warnings else [])
     lines.append("| System | Metric | A | B | Δ (B−A) | 95 % CI | p | p adj. | n (images) | Verdict "

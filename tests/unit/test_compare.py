@@ -165,17 +165,26 @@ def test_different_item_sets_are_refused_unless_allowed(runs):
     assert any("14 shared items" in w for w in allowed.warnings)
 
 
-def test_same_seed_same_interval_other_seed_other_interval(runs):
+def test_the_paired_tests_are_analytic_and_do_not_depend_on_the_seed(runs):
     def row(seed: int, metric: str):
         comparison = compare_runs(runs["a"], runs["reseeded"], n_resamples=100, seed=seed, metrics=[metric],
                                   allow_mismatch=True)  # another seed draws another reference set
         return _row(comparison, "retrieval", metric)
 
-    first, again, other = row(3, "clip_score"), row(3, "clip_score"), row(4, "clip_score")
-    assert (first.ci_low, first.ci_high) == (again.ci_low, again.ci_high)
-    assert (first.ci_low, first.ci_high) != (other.ci_low, other.ci_high)
-    # FID's paired test is analytic (delta method): no resampling, so the seed cannot move it.
-    assert (row(3, "fid").ci_low, row(3, "fid").ci_high) == (row(4, "fid").ci_low, row(4, "fid").ci_high)
+    # Per-item metrics (cluster-robust z) and FID (delta method) resample nothing: same interval.
+    for metric in ("clip_score", "fid"):
+        first, other = row(3, metric), row(4, metric)
+        assert (first.ci_low, first.ci_high, first.p_value) == (other.ci_low, other.ci_high, other.p_value)
+
+
+def test_a_clear_per_item_regression_fails_the_gate_after_holm_over_every_row(runs):
+    """The paired bootstrap's p-value could not go below 2/(resamples + 1): after Holm over the
+    ~50 rows of a demo-sized gate, a per-item metric could never fail it. The z-test's can."""
+    comparison = compare_runs(runs["a"], runs["scores"], n_resamples=N_RESAMPLES)  # every metric
+    row = _row(comparison, "retrieval", "clip_score")
+    assert row.p_value < 1e-6 and row.p_adjusted < 1e-6 * len(comparison.rows)
+    assert row.verdict == WORSE and row.regression and comparison.exit_code == 1
+    assert row.ci_low <= row.delta <= row.ci_high < 0.0  # a constant shift: se 0, a point interval
 
 
 def test_outputs_junit_json_markdown(runs):

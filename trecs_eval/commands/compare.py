@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="compare despite different item sets / extractor identities (shared items only)")
     parser.add_argument("--metrics", default="", help="comma list of metrics to gate (default: all)")
-    parser.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--n-resamples", type=int, default=1000,
+                        help="recorded only: the gate's paired tests are analytic (kept for scripts)")
+    parser.add_argument("--seed", type=int, default=0, help="recorded only (kept for scripts)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--correction", choices=("holm", "bonferroni", "none"), default="holm",
                         help="family-wise error control over all (system, metric) rows (default holm)")

@@ -240,6 +240,13 @@ class PairedTest:
     method: str
 
 
+def mean_influence(values: np.ndarray) -> Influence:
+    """A mean's value and its influence values ``x_i - mean`` (no reference side): with
+    :func:`paired_delta_test` the cluster-robust paired z-test of a per-item metric."""
+    x = np.asarray(values, dtype=np.float64)
+    return Influence(float(x.mean()), x - x.mean(), None)
+
+
 def paired_delta_test(a: Influence, b: Influence, alpha: float, clusters: Sequence[object] | None = None,
                       reference_clusters: Sequence[object] | None = None) -> PairedTest:
     """z-test of ``b.value - a.value`` for items paired by position and a shared reference.
