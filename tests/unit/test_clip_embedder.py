@@ -138,12 +138,12 @@ def test_missing_weights_name_the_flags(tiny, monkeypatch) -> None:
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(open_clip, "download_pretrained", offline)
-    monkeypatch.setattr(clip_weights, "_resolves", lambda host: True)
+    monkeypatch.setattr(clip_weights, "host_resolves", lambda host: True)
     with pytest.raises(MissingWeightsError, match="cannot download CLIP weights ViT-B-32/openai") as err:
         ClipEmbedder("ViT-B-32", "openai", progress=False)
     assert "--clip-pretrained PATH" in str(err.value)
     # offline: fail fast from the Hugging Face cache instead of a minute of retries
-    monkeypatch.setattr(clip_weights, "_resolves", lambda host: False)
+    monkeypatch.setattr(clip_weights, "host_resolves", lambda host: False)
     with pytest.raises(MissingWeightsError, match="not in the local Hugging Face cache") as err:
         ClipEmbedder("ViT-B-32", "openai", progress=False)
     assert "--uncalibrated-weights" in str(err.value)

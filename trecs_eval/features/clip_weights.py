@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,6 +34,7 @@ import torch
 from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import ConfigError, InputError, MissingWeightsError, UnknownNameError, suggest
 from trecs_eval.features.identity import sha256_file
+from trecs_eval.features.weight_files import host_resolves
 
 # Bump when the calibration changes (cached checkpoints are found by model, seed and version).
 CALIBRATION_VERSION = 2
@@ -169,15 +169,6 @@ def _tag_preprocessing(model: str, tag: str) -> dict[str, Any]:
     return {arg: cfg[key] for key, arg in names.items() if key in cfg}
 
 
-def _resolves(host: str) -> bool:
-    """True when ``host`` has a DNS entry (a cheap 'is there a network' check)."""
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
-        return False
-    return True
-
-
 def _hf_cached_file(hub: str, what: str) -> str:
     """A tag's weights from the local Hugging Face cache only (no network), or MissingWeightsError."""
     from huggingface_hub import hf_hub_download
@@ -202,7 +193,7 @@ def resolve_tag(model: str, tag: str) -> str:
     cfg = open_clip.get_pretrained_cfg(model, tag)
     hub = cfg.get("hf_hub", "")
     # Offline, huggingface_hub retries for about a minute before it looks in its cache.
-    if hub and not _resolves("huggingface.co"):
+    if hub and not host_resolves("huggingface.co"):
         return _hf_cached_file(hub, f"{model}/{tag}")
     try:
         return str(open_clip.download_pretrained(cfg))

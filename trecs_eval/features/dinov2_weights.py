@@ -46,7 +46,7 @@ from trecs_eval.atomic import atomic_write
 from trecs_eval.errors import ConfigError, InputError, MissingWeightsError, UnknownNameError, suggest
 from trecs_eval.features.cache import default_cache_dir
 from trecs_eval.features.identity import sha256_file
-from trecs_eval.features.weight_files import checked_cache_file, load_state_dict_file
+from trecs_eval.features.weight_files import checked_cache_file, host_resolves, load_state_dict_file
 from trecs_eval.features.weights import OFFLINE_ENV, ResolvedWeights
 
 ARCHS = {
@@ -128,16 +128,6 @@ def load_dinov2(weights: ResolvedWeights, arch: str, device: torch.device | str 
     return model.eval().to(device)
 
 
-def _resolves(host: str) -> bool:
-    import socket
-
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
-        return False
-    return True
-
-
 def release_weights(arch: str, cache_dir: str | os.PathLike[str] | None = None) -> ResolvedWeights:
     """``model.safetensors`` of ``timm/<release>`` (cache first), sha256 checked against the hub's.
 
@@ -146,7 +136,7 @@ def release_weights(arch: str, cache_dir: str | os.PathLike[str] | None = None) 
     from huggingface_hub import hf_hub_download
 
     repo = f"timm/{check_arch(arch)}"
-    offline = os.environ.get(OFFLINE_ENV, "") not in ("", "0") or not _resolves("huggingface.co")
+    offline = os.environ.get(OFFLINE_ENV, "") not in ("", "0") or not host_resolves("huggingface.co")
     try:
         path = Path(hf_hub_download(repo, RELEASE_FILENAME, local_files_only=offline,
                                     cache_dir=None if cache_dir is None else str(cache_dir)))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import logging
 import pickle
+import socket
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -241,3 +242,13 @@ def nvidia_to_torch_fidelity(tensors: dict[str, torch.Tensor], template: dict[st
                          f"({', '.join(missing[:3])}...), {len(wrong)} of the wrong shape "
                          f"({', '.join(wrong[:3])})", path=str(path), field="inception_weights")
     return out
+
+
+def host_resolves(host: str) -> bool:
+    """True when ``host`` has a DNS entry: the cheap "is there a network" check made before asking
+    a hub for weights (offline, the answer is a clear error instead of a long time-out)."""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
