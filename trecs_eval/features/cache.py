@@ -25,14 +25,14 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from trecs_eval.errors import TrecsEvalError
+from trecs_eval.errors import InputError, TrecsEvalError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,18 @@ def content_key_for_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def image_files_and_keys(paths: Sequence[str | os.PathLike[str]], what: str) -> tuple[list[str], list[str]]:
+    """The files of ``paths`` (each must exist) and their content keys; ``what`` names the extractor
+    in the error for an empty list."""
+    files = [str(p) for p in paths]
+    if not files:
+        raise InputError(f"no images to {what}", field="images")
+    for f in files:
+        if not os.path.isfile(f):
+            raise InputError("image file not found", path=f, field="image")
+    return files, [content_key_for_file(f) for f in files]
 
 
 def content_key_for_pixels(pixels: np.ndarray) -> str:

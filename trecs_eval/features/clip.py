@@ -39,9 +39,9 @@ from trecs_eval.device import resolve_device
 from trecs_eval.errors import ConfigError, InputError
 from trecs_eval.features.cache import (
     FeatureCache,
-    content_key_for_file,
     content_key_for_text,
     default_cache_dir,
+    image_files_and_keys,
 )
 from trecs_eval.features.clip_weights import (
     CALIBRATION_VERSION,
@@ -189,13 +189,7 @@ class ClipEmbedder:
 
     def image_embeddings(self, paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
         """(N, D) float32 L2-normalized embeddings of image files, in the order given."""
-        files = [str(p) for p in paths]
-        if not files:
-            raise InputError("no images to embed", field="images")
-        for f in files:
-            if not os.path.isfile(f):
-                raise InputError("image file not found", path=f, field="image")
-        keys = [content_key_for_file(f) for f in files]
+        files, keys = image_files_and_keys(paths, "embed")
         return self._cached(keys, dict(zip(keys, files, strict=True)), "image", self._embed_images)
 
     # -- texts ----------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from trecs_eval.device import resolve_device
-from trecs_eval.errors import ConfigError, InputError
-from trecs_eval.features.cache import FeatureCache, content_key_for_file
+from trecs_eval.errors import ConfigError
+from trecs_eval.features.cache import FeatureCache, image_files_and_keys
 from trecs_eval.features.dinov2_weights import (  # normalize_batch lives there: calibration uses it too
     ARCHS,
     DEFINING_ARCH,
@@ -125,13 +125,7 @@ class DinoV2Extractor:
 
     def extract(self, paths: Sequence[str | os.PathLike[str]]) -> DinoV2Features:
         """Features for ``paths`` (cache first; one forward pass per distinct content)."""
-        files = [str(p) for p in paths]
-        if not files:
-            raise InputError("no images to extract DINOv2 features from", field="images")
-        for f in files:
-            if not os.path.isfile(f):
-                raise InputError("image file not found", path=f, field="image")
-        keys = [content_key_for_file(f) for f in files]
+        files, keys = image_files_and_keys(paths, "extract DINOv2 features from")
         ident = self.identity.key()
         rows = {k: v["features"] for k, v in self.cache.get_many(ident, keys).items()}
         hits = sum(k in rows for k in keys)
