@@ -265,8 +265,7 @@ def _sample_values(run: LoadedRun, system: str, metric: str, items: Sequence[str
 
 
 def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
-                 threshold: float, n_resamples: int, seed: int, alpha: float,
-                 references: dict[str, ReferenceSet]) -> MetricComparison:
+                 threshold: float, alpha: float, references: dict[str, ReferenceSet]) -> MetricComparison:
     ra, rb = a.metric(system, metric), b.metric(system, metric)
     assert ra is not None and rb is not None
     row = MetricComparison(system, metric, ra.higher_is_better, "", len(items), threshold=threshold)
@@ -383,8 +382,7 @@ def compare_runs(
             raise InputError(f"metric {metric!r} declares opposite directions in the two runs",
                              path=str(b.run_dir / "results.json"), field="higher_is_better")
         threshold = _threshold_for(metric, ra.higher_is_better, thresholds)
-        rows.append(_compare_one(a, b, system, metric, items, threshold, n_resamples, seed, alpha,
-                                 references))
+        rows.append(_compare_one(a, b, system, metric, items, threshold, alpha, references))
     return Comparison(str(a.run_dir), str(b.run_dir), tuple(_decide(rows, alpha, correction)), n_resamples,
                       seed, alpha, tuple(warnings), correction)
 
