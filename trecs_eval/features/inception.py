@@ -64,6 +64,17 @@ def keep_malloc_buffers() -> None:
         libc.mallopt(ctypes.c_int(param), ctypes.c_int(value))
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """The layout of the forward pass: NHWC (``channels_last``) on CPU, NCHW elsewhere.
+
+    On CPU, oneDNN's NHWC convolutions run the same network 1.37x faster (12.4 -> 17.0 img/s at
+    batch 32 on a 2-core AMD EPYC) and only reorder float sums: 6e-6 max |feature change|, 5e-8
+    relative on FID (``tests/reference/test_forward_mode_parity.py`` holds it to 1e-6, which is
+    why it is the default and not an opt-in in the identity). CUDA is kept NCHW until measured.
+    """
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def select_device(device: str) -> torch.device:
     """The torch device for ``device`` (see :func:`trecs_eval.device.resolve_device`)."""
     return torch.device(resolve_device(device))
@@ -145,7 +156,8 @@ class InceptionExtractor:
     @property
     def model(self) -> FeatureExtractorInceptionV3:
         if self._model is None:
-            self._model = load_inception(self.weights, self.device)
+            self._model = load_inception(self.weights, self.device).to(
+                memory_format=memory_format(self.device))
         return self._model
 
     def extract(self, paths: Sequence[str | os.PathLike[str]]) -> InceptionFeatures:
@@ -182,8 +194,8 @@ class InceptionExtractor:
                 failed = [e for e in errors if e]
                 if failed:
                     raise InputError(failed[0])
-                pool, logits = inception_forward(model, images.to(self.device),
-                                                 logits=self.weights.has_classifier)
+                x = images.to(self.device, memory_format=memory_format(self.device))
+                pool, logits = inception_forward(model, x, logits=self.weights.has_classifier)
                 pool_np, logits_np = pool.float().cpu().numpy(), logits.float().cpu().numpy()
                 batch = {todo[i][0]: {"pool": p, "logits": q} if q.size else {"pool": p}
                          for i, p, q in zip(indices.tolist(), pool_np, logits_np, strict=True)}
