@@ -7,12 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from trecs_eval.errors import InputError, MissingWeightsError
 from trecs_eval.features import weights as weights_module
-from trecs_eval.features.images import decode_rgb, image_batches, inspect_images, list_images, preprocess
+from trecs_eval.features.images import (
+    decode_rgb,
+    image_batches,
+    inspect_images,
+    list_images,
+    preprocess,
+    resize_tf1,
+)
 from trecs_eval.features.weights import resolve_inception_weights
 
 
@@ -65,6 +74,20 @@ def test_tf1_preprocessing_equals_torch_fidelity_batched_resize() -> None:
         torch.from_numpy(images).permute(0, 3, 1, 2).float(), size=(299, 299), align_corners=False)
     for i in range(3):
         assert torch.equal(preprocess(images[i], "tf1"), batched[i])
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(1, 700), width=st.integers(1, 700), size=st.sampled_from([299, 64, 1, 333]),
+       integral=st.booleans(), seed=st.integers(0, 2**16))
+def test_resize_tf1_is_bit_identical_to_torch_fidelity(height: int, width: int, size: int,
+                                                       integral: bool, seed: int) -> None:
+    """Down- and upsampling, odd shapes, 1-pixel images, decoded (integral) and float inputs, a batch."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 3, height, width)
+    values = rng.integers(0, 256, shape) if integral else rng.random(shape) * 255
+    x = torch.from_numpy(values.astype(np.float32))
+    theirs = interpolate_bilinear_2d_like_tensorflow1x(x, size=(size, size), align_corners=False)
+    assert torch.equal(resize_tf1(x, size), theirs)
 
 
 def test_clean_preprocessing_is_float_bicubic_per_channel() -> None:

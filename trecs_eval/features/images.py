@@ -3,8 +3,8 @@
 Preprocessing modes (part of a metric's definition, recorded in the extractor identity):
 
 - ``tf1``: decode to uint8 RGB, then TensorFlow-1 bilinear resize to 299x299 exactly as the TF
-  FID graph and torch-fidelity do (``interpolate_bilinear_2d_like_tensorflow1x``); the default,
-  the literature's FID;
+  FID graph and torch-fidelity do (:func:`resize_tf1`: bit-identical to torch-fidelity's
+  ``interpolate_bilinear_2d_like_tensorflow1x``, 7x faster); the default, the literature's FID;
 - ``clean``: PIL bicubic resize of each channel in float (mode ``F``) to 299x299, clipped to
   [0, 255], as clean-fid does (no uint8 rounding after the resize).
 
@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from trecs_eval.errors import InputError
 from trecs_eval.features.decode import check_unique_stems, decode_rgb, open_image
@@ -36,7 +35,7 @@ from trecs_eval.features.identity import PREPROCESSING_MODES
 INPUT_PX = 299
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")  # the same set torch-fidelity looks for
 __all__ = ["IMAGE_EXTENSIONS", "INPUT_PX", "ImageReport", "PreprocessedImages", "decode_rgb", "image_batches",
-           "inspect_images", "list_images", "preprocess"]
+           "inspect_images", "list_images", "preprocess", "resize_tf1"]
 
 
 def list_images(directory: str | os.PathLike[str]) -> list[Path]:
@@ -75,12 +74,36 @@ def inspect_images(paths: Sequence[str | os.PathLike[str]]) -> ImageReport:
     return report
 
 
+def _tf1_axis(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source index below, above, and the float32 fraction, per output index (TF1, no corners)."""
+    position = torch.arange(0, n_out, 1, dtype=torch.float32) * torch.tensor(n_in / n_out,
+                                                                             dtype=torch.float32)
+    low = position.long()
+    return low, (low + 1).clamp_max(n_in - 1), position - low.float()
+
+
+def resize_tf1(x: torch.Tensor, size: int = INPUT_PX) -> torch.Tensor:
+    """(B, C, H, W) float32 -> (B, C, size, size): TensorFlow 1's bilinear resize, align_corners off.
+
+    Bit-identical to torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x(method="slow")``:
+    every output element goes through the same three float32 operations in the same order
+    (``a + (b - a) * dx`` along x, then the same along y). Only the order of the work differs: we
+    interpolate along x once per *source* row and then pick rows, where torch-fidelity gathers four
+    full output-size tensors first (6.9 -> 0.9 ms per 128 px image on one core, which a 2-core
+    machine otherwise takes from the Inception forward).
+    """
+    y_low, y_high, dy = _tf1_axis(x.shape[2], size)
+    x_low, x_high, dx = _tf1_axis(x.shape[3], size)
+    left, right = x.index_select(3, x_low), x.index_select(3, x_high)
+    along_x = left + (right - left) * dx.view(1, 1, 1, size)  # row r here is row r of the source
+    top, bottom = along_x.index_select(2, y_low), along_x.index_select(2, y_high)
+    return top + (bottom - top) * dy.view(1, 1, size, 1)
+
+
 def preprocess(rgb: np.ndarray, mode: str) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, 299, 299) float32 in [0, 255] by the named mode."""
     if mode == "tf1":
-        x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(torch.float32)
-        return interpolate_bilinear_2d_like_tensorflow1x(
-            x, size=(INPUT_PX, INPUT_PX), align_corners=False)[0]
+        return resize_tf1(torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(torch.float32))[0]
     if mode == "clean":
         channels = [np.asarray(Image.fromarray(rgb[:, :, c].astype(np.float32), mode="F")
                                .resize((INPUT_PX, INPUT_PX), resample=Image.BICUBIC))
