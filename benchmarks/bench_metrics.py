@@ -10,6 +10,8 @@ thread count, same images, one process. Lines printed (targets from issue 3):
   cold FID+KID+IS      torch-fidelity calculate_metrics vs ours, empty caches     (>= 1.1x)
   end-to-end img/s     our extraction (list, hash, cache, decode, resize, forward) vs the bare
                        forward of the same network on in-memory uint8 batches       (>= 90 %)
+  forward layout       FID (our formula) from that bare NCHW forward's features vs from our
+                       extraction's (NHWC on CPU): the default-mode rule            (<= 1e-6)
   warm re-run          ours with a warm feature cache vs torch-fidelity cold      (>= 20x)
   FID from statistics  2048-d: scipy.linalg.sqrtm formula vs our eigh             (>= 5x)
   peak RSS (--memory)  extracting N images streamed from disk                     (< 2 GB)
@@ -54,15 +56,15 @@ def line(what: str, peer: str, peer_s: float, ours: str, ours_s: float, target: 
           f"  (target {target})", flush=True)
 
 
-def ours_metrics(a: Path, b: Path, weights: Path, cache_dir: Path, batch_size: int, cold: bool
-                 ) -> tuple[float, float, dict[str, float]]:
+def ours_metrics(a: Path, b: Path, weights: Path, cache_dir: Path, batch_size: int, cold: bool,
+                 layout: str) -> tuple[float, float, dict[str, float]]:
     """Our FID+KID+IS (no bootstrap, as torch-fidelity has none): total and extraction seconds."""
     from trecs_eval.features.cache import FeatureCache
     from trecs_eval.metrics import engine
 
     start = time.perf_counter()
     settings = engine.ExtractorSettings(device="cpu", inception_weights=str(weights),
-                                        batch_size=batch_size, progress=False)
+                                        batch_size=batch_size, progress=False, inception_layout=layout)
     extractors = engine.FeatureExtractors(settings, cache=FeatureCache(cache_dir / "f.sqlite"))
     if cold:  # load the weights outside the extraction timing (a warm run never loads them)
         assert extractors.inception_extractor.model is not None
@@ -73,9 +75,10 @@ def ours_metrics(a: Path, b: Path, weights: Path, cache_dir: Path, batch_size: i
     return time.perf_counter() - start, extract_s, {m.name: m.value for m in results}
 
 
-def bare_forward_rate(paths: list[Path], weights: Path, batch_size: int) -> float:
+def bare_forward(paths: list[Path], weights: Path, batch_size: int) -> tuple[float, np.ndarray]:
     """img/s of torch-fidelity's Inception forward alone (its TF1 resize included, as in the
-    network) on uint8 batches decoded into memory beforehand: no I/O, no decode, no cache."""
+    network; NCHW) on uint8 batches decoded into memory beforehand: no I/O, no decode, no cache.
+    Also its pool features, to check our layout against it."""
     from trecs_eval.features.images import decode_rgb
     from trecs_eval.features.inception import load_inception
     from trecs_eval.features.weights import resolve_inception_weights
@@ -84,11 +87,12 @@ def bare_forward_rate(paths: list[Path], weights: Path, batch_size: int) -> floa
     batches = [torch.stack([torch.from_numpy(decode_rgb(p)).permute(2, 0, 1)
                             for p in paths[i:i + batch_size]])
                for i in range(0, len(paths), batch_size)]
+    pool = []
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in batches:
-            model(batch)
-    return len(paths) / (time.perf_counter() - start)
+            pool.append(model(batch)[0].numpy())
+    return len(paths) / (time.perf_counter() - start), np.concatenate(pool)
 
 
 def fid_from_statistics(dim: int) -> None:
@@ -119,7 +123,8 @@ def memory_mode(args: argparse.Namespace, root: Path, weights: Path) -> None:
     from trecs_eval.metrics import engine
 
     write_images(root / "m", args.n, args.px, seed=3)
-    settings = engine.ExtractorSettings(device="cpu", inception_weights=str(weights), progress=True)
+    settings = engine.ExtractorSettings(device="cpu", inception_weights=str(weights), progress=True,
+                                        inception_layout=args.inception_layout)
     extractors = engine.FeatureExtractors(settings, cache=FeatureCache(root / "mem.sqlite"))
     start = time.perf_counter()
     features = extractors.inception(list_images(root / "m"))
@@ -140,6 +145,8 @@ def main() -> None:
     parser.add_argument("--inception-weights", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--inception-layout", choices=("nchw", "nhwc"), default="nchw",
+                        help="our extractor's layout (nhwc: the faster opt-in)")
     parser.add_argument("--stats-dim", type=int, default=2048)
     args = parser.parse_args()
     args.n = args.n or (10_000 if args.memory else 1000)
@@ -152,7 +159,7 @@ def main() -> None:
         if args.inception_weights is None:
             make_calibrated_inception_weights(weights, SEED)
         print(f"# {args.n} images per set, {args.px} px, {args.threads} torch threads, "
-              f"batch {args.batch_size}, weights {weights.name}", flush=True)
+              f"batch {args.batch_size}, weights {weights.name}, layout {args.inception_layout}", flush=True)
         if args.memory:
             memory_mode(args, root, weights)
             return
@@ -168,16 +175,24 @@ def main() -> None:
             kid_subset_size=min(1000, args.n), batch_size=args.batch_size)
         tf_s = time.perf_counter() - start
         torch.set_num_threads(args.threads)  # in case torch-fidelity changed it
-        cold_s, extract_s, ours = ours_metrics(a, b, weights, root / "c", args.batch_size, cold=True)
+        cold_s, extract_s, ours = ours_metrics(a, b, weights, root / "c", args.batch_size, cold=True,
+                                               layout=args.inception_layout)
         line("cold FID+KID+IS", "torch-fidelity", tf_s, "ours cold", cold_s, ">= 1.1x")
         print(f"{'':22s} FID {theirs['frechet_inception_distance']:.6g} vs {ours['fid']:.6g}; "
               f"KID {theirs['kernel_inception_distance_mean']:.6g} vs {ours['kid']:.6g}; "
               f"IS {theirs['inception_score_mean']:.6g} vs {ours['is']:.6g}")
-        bare = bare_forward_rate(list_images(a) + list_images(b), weights, args.batch_size)
+        bare, pool = bare_forward(list_images(a) + list_images(b), weights, args.batch_size)
         ours_rate = 2 * args.n / extract_s
         print(f"{'end-to-end img/s':22s} bare forward {bare:7.2f} img/s | ours cold extraction "
               f"{ours_rate:7.2f} img/s | {100 * ours_rate / bare:5.1f} %  (target >= 90 %)", flush=True)
-        warm_s, _, _ = ours_metrics(a, b, weights, root / "c", args.batch_size, cold=False)
+        from trecs_eval.metrics.fid import features_to_fid
+
+        theirs_forward = features_to_fid(pool[:args.n], pool[args.n:])[0]  # float64 inside
+        print(f"{'forward layout':22s} our FID formula on torch-fidelity's NCHW features "
+              f"{theirs_forward:.9g} vs on our extraction's {ours['fid']:.9g}: rel diff "
+              f"{abs(ours['fid'] - theirs_forward) / theirs_forward:.1e} (default-mode rule <= 1e-6)")
+        warm_s, _, _ = ours_metrics(a, b, weights, root / "c", args.batch_size, cold=False,
+                                    layout=args.inception_layout)
         line("warm re-run", "torch-fidelity", tf_s, "ours warm", warm_s, ">= 20x")
         fid_from_statistics(args.stats_dim)
 

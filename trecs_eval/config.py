@@ -65,6 +65,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "DatasetSpec.naming": IMAGE_NAMINGS,
     "ReferenceSpec.kind": REFERENCE_KINDS,
     "ExtractorSpec.preprocessing": PREPROCESSING_MODES,
+    "ExtractorSpec.inception_layout": ("nchw", "nhwc"),
     "ExtractorSpec.text_policy": TEXT_POLICIES,
     "RunConfig.device": DEVICES,
     "RunConfig.on_missing": ON_MISSING,
@@ -145,6 +146,7 @@ class ExtractorSpec:
 
     inception_weights: Path | None = None
     preprocessing: str = "tf1"
+    inception_layout: str = "nchw"
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "openai"
     text_policy: str = "utterances"

@@ -242,7 +242,8 @@ def feature_extractors(config: RunConfig, progress: bool = True, toyworld_roots:
     settings = ExtractorSettings(
         device=resolve_device(config.device), batch_size=ex.batch_size,
         inception_weights=text(ex.inception_weights), preprocessing=ex.preprocessing,
-        clip_model=ex.clip_model, clip_pretrained=ex.clip_pretrained, text_policy=ex.text_policy,
+        inception_layout=ex.inception_layout, clip_model=ex.clip_model,
+        clip_pretrained=ex.clip_pretrained, text_policy=ex.text_policy,
         uncalibrated=ex.uncalibrated, seed=UNCALIBRATED_WEIGHTS_SEED, progress=progress,
         dinov2_arch=ex.dinov2_arch, dinov2_weights=text(ex.dinov2_weights),
         cmmd_clip_model=ex.cmmd_clip_model, cmmd_clip_pretrained=ex.cmmd_clip_pretrained,

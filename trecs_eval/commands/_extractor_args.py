@@ -25,6 +25,9 @@ def add_extractor_arguments(parser: argparse.ArgumentParser, clip: bool = False)
     parser.add_argument("--preprocessing", choices=PREPROCESSING_MODES, default="tf1",
                         help="tf1: TF1 bilinear resize as the FID literature (default); "
                              "clean: PIL bicubic as clean-fid")
+    parser.add_argument("--inception-layout", choices=("nchw", "nhwc"), default="nchw",
+                        help="nchw: torch-fidelity's forward (default); nhwc: 1.4x faster on CPU, FID "
+                             "within ~1e-6, recorded in the results")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=1, help="image decode processes")
@@ -62,7 +65,8 @@ def settings_from_args(args: argparse.Namespace) -> ExtractorSettings:
     return ExtractorSettings(
         device=args.device, batch_size=args.batch_size, num_workers=args.num_workers,
         inception_weights=args.inception_weights, preprocessing=args.preprocessing,
-        uncalibrated=args.uncalibrated_weights, seed=args.weights_seed,
+        inception_layout=args.inception_layout, uncalibrated=args.uncalibrated_weights,
+        seed=args.weights_seed,
         progress=not getattr(args, "quiet", False), **extra)
 
 

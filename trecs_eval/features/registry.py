@@ -43,6 +43,7 @@ class ExtractorSettings:
     num_workers: int = 1  # decode is ~50x faster than the model on CPU: one worker suffices
     inception_weights: str | None = None
     preprocessing: str = "tf1"
+    inception_layout: str = "nchw"  # "nhwc": the faster opt-in (see features.inception.memory_format)
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "openai"
     text_policy: str = "utterances"
@@ -88,7 +89,7 @@ class InceptionSpace:
         self.extractor = InceptionExtractor(
             inception_weights=s.inception_weights, uncalibrated=s.uncalibrated, seed=s.seed,
             preprocessing=s.preprocessing, device=s.device, batch_size=s.batch_size,
-            num_workers=s.num_workers, progress=s.progress, cache=cache)
+            num_workers=s.num_workers, progress=s.progress, cache=cache, layout=s.inception_layout)
         self.identity = self.extractor.identity
 
     def extract(self, paths: Sequence[str | Path]) -> Any:
