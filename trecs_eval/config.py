@@ -44,11 +44,11 @@ from typing import Any
 import tomli_w
 
 from trecs_eval.errors import ConfigError, suggest
+from trecs_eval.features.identity import INCEPTION_LAYOUTS, PREPROCESSING_MODES
 
 DATASET_KINDS = ("toyworld", "localized_narratives")
 IMAGE_NAMINGS = ("coco", "openimages", "flat")
 REFERENCE_KINDS = ("eval", "images", "stats")
-PREPROCESSING_MODES = ("tf1", "clean")
 TEXT_POLICIES = ("utterances", "truncate")
 DEVICES = ("auto", "cpu", "cuda")
 ON_MISSING = ("stop", "intersect")
@@ -65,7 +65,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "DatasetSpec.naming": IMAGE_NAMINGS,
     "ReferenceSpec.kind": REFERENCE_KINDS,
     "ExtractorSpec.preprocessing": PREPROCESSING_MODES,
-    "ExtractorSpec.inception_layout": ("nchw", "nhwc"),
+    "ExtractorSpec.inception_layout": INCEPTION_LAYOUTS,
     "ExtractorSpec.text_policy": TEXT_POLICIES,
     "RunConfig.device": DEVICES,
     "RunConfig.on_missing": ON_MISSING,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trecs_eval.atomic import atomic_write
-from trecs_eval.features.identity import PREPROCESSING_MODES
+from trecs_eval.features.identity import INCEPTION_LAYOUTS, PREPROCESSING_MODES
 
 if TYPE_CHECKING:
     from trecs_eval.features.registry import ExtractorSettings
@@ -25,7 +25,7 @@ def add_extractor_arguments(parser: argparse.ArgumentParser, clip: bool = False)
     parser.add_argument("--preprocessing", choices=PREPROCESSING_MODES, default="tf1",
                         help="tf1: TF1 bilinear resize as the FID literature (default); "
                              "clean: PIL bicubic as clean-fid")
-    parser.add_argument("--inception-layout", choices=("nchw", "nhwc"), default="nchw",
+    parser.add_argument("--inception-layout", choices=INCEPTION_LAYOUTS, default="nchw",
                         help="nchw: torch-fidelity's forward (default); nhwc: 1.4x faster on CPU, FID "
                              "within ~1e-6, recorded in the results")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 PREPROCESSING_MODES = ("tf1", "clean")
+# Inception tensor layouts: nchw is torch-fidelity's forward (the default), nhwc a recorded opt-in
+INCEPTION_LAYOUTS = ("nchw", "nhwc")
 """Named image preprocessing: ``tf1`` (uint8 into the network, TF1-exact bilinear resize, as
 torch-fidelity) and ``clean`` (PIL bicubic to 299 in float, as clean-fid). Part of a metric's identity."""
 

@@ -29,7 +29,7 @@ from trecs_eval.device import resolve_device
 from trecs_eval.errors import InputError
 from trecs_eval.features.cache import FeatureCache, content_key_for_file
 from trecs_eval.features.calibration import inception_skeleton
-from trecs_eval.features.identity import ExtractorIdentity
+from trecs_eval.features.identity import INCEPTION_LAYOUTS, ExtractorIdentity
 from trecs_eval.features.images import ImageReport, image_batches, inspect_images
 from trecs_eval.features.weight_files import (
     TORCHSCRIPT_FORMAT,
@@ -62,9 +62,6 @@ def keep_malloc_buffers() -> None:
         return
     for param, value in ((-1, (1 << 31) - 1), (-2, 1_000_000_000), (-4, 0)):
         libc.mallopt(ctypes.c_int(param), ctypes.c_int(value))
-
-
-INCEPTION_LAYOUTS = ("nchw", "nhwc")  # nchw: torch-fidelity's forward (the default); nhwc: opt-in
 
 
 def memory_format(layout: str) -> torch.memory_format:
