@@ -6,12 +6,11 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.download_server import FileServer
 from trecs_eval.data.download import (
     MANIFEST_NAME,
     SOURCES,
@@ -26,49 +25,6 @@ from trecs_eval.data.download import (
 from trecs_eval.errors import UnknownNameError
 
 
-class FileServer:
-    """Serves ``files`` (path -> bytes) with Range support; can cut or ignore Range on demand."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.cut_after: dict[str, int] = {}  # path -> send this many bytes once, then close
-        self.ignore_range = False
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep test output clean
-                pass
-
-            def do_GET(self) -> None:
-                server.requests.append((self.path, self.headers.get("Range")))
-                body = server.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                start, status = 0, 200
-                rng = self.headers.get("Range")
-                if rng and not server.ignore_range:
-                    start, status = int(rng.removeprefix("bytes=").rstrip("-")), 206
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body) - start))
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.end_headers()
-                cut = server.cut_after.pop(self.path, None)
-                self.wfile.write(body[start:] if cut is None else body[start:start + cut])
-                self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
     srv = FileServer()
@@ -77,10 +33,12 @@ def server():
 
 
 PAYLOAD = bytes(range(256)) * 4000  # 1 MB, not a multiple of the chunk size
+NARRATIVES = "".join(json.dumps({"image_id": str(i), "caption": "a dog " * (i % 7)}) + "\n"
+                     for i in range(20_000)).encode()  # ~1 MB of JSON lines
 
 
 def test_cut_connection_leaves_part_and_rerun_resumes(server, tmp_path):
-    server.files["/annotations/coco_val_localized_narratives.jsonl"] = PAYLOAD
+    server.files["/annotations/coco_val_localized_narratives.jsonl"] = NARRATIVES
     server.cut_after["/annotations/coco_val_localized_narratives.jsonl"] = 300_001
     with pytest.raises(ConnectionLostError, match="resume"):
         download("ln-coco-val", tmp_path, base_url=server.url + "/annotations", retries=0,
@@ -88,11 +46,11 @@ def test_cut_connection_leaves_part_and_rerun_resumes(server, tmp_path):
     part = tmp_path / "localized_narratives" / "coco_val_localized_narratives.jsonl.part"
     assert part.stat().st_size == 300_001
     (dest,) = download("ln-coco-val", tmp_path, base_url=server.url + "/annotations", progress=False)
-    assert dest.read_bytes() == PAYLOAD and not part.exists()
+    assert dest.read_bytes() == NARRATIVES and not part.exists()
     assert server.requests[-1][1] == "bytes=300001-"  # resumed, not restarted
     entry = json.loads((tmp_path / MANIFEST_NAME).read_text())["files"][
         "localized_narratives/coco_val_localized_narratives.jsonl"]
-    assert entry["sha256"] == hashlib.sha256(PAYLOAD).hexdigest() and entry["bytes"] == len(PAYLOAD)
+    assert entry["sha256"] == hashlib.sha256(NARRATIVES).hexdigest() and entry["bytes"] == len(NARRATIVES)
     # a second run finds it in the manifest and makes no request
     n_requests = len(server.requests)
     download("ln-coco-val", tmp_path, base_url=server.url + "/annotations", progress=False)

@@ -4,9 +4,11 @@ Every file goes to ``ROOT/<folder>/<name>`` through ``<name>.part``: an interrup
 resumed with an HTTP ``Range`` request (by the automatic retries, or by running the command
 again). Each finished file's sha256 is checked against a pinned value where one is known and
 is recorded in ``ROOT/manifest.json`` (url, bytes, sha256; unpinned files are pinned there on
-first download). Zip archives are unpacked next to themselves; the TReCS images tar is unpacked
-with the standard library's ``data`` extraction filter after every member was checked (no ``..``,
-absolute path, symlink, hard link or device). ``--base-url`` (or ``$TRECS_EVAL_DOWNLOAD_BASE_URL``)
+first download). A body must have the length the server announced and look like the file its
+name says (:mod:`.download_verify`: an HTML error page is refused). Archives are checked and
+unpacked next to themselves all or nothing, before the archive replaces an older copy
+(:mod:`.download_archives`: paths, links, total size and ratio, CRC), so a failed ``--force``
+keeps the good copy. ``--base-url`` (or ``$TRECS_EVAL_DOWNLOAD_BASE_URL``)
 points at a mirror holding the same relative paths, e.g. for offline tests.
 """
 
@@ -14,14 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tarfile
-import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from trecs_eval.data.download_archives import check_tar_members, unpack  # noqa: F401  (re-exported)
 from trecs_eval.data.download_http import (  # noqa: F401  (re-exported: the public names of this module)
     BASE_URL_ENV,
     CHUNK_BYTES,
@@ -32,6 +31,7 @@ from trecs_eval.data.download_http import (  # noqa: F401  (re-exported: the pub
     NotFoundError,
     UnsafeArchiveError,
     download_file,
+    download_to_part,
     read_manifest,
     sha256_file,
     write_manifest,
@@ -43,62 +43,10 @@ __all__ = ["SOURCES", "RemoteFile", "Source", "download", "download_file", "get_
 
 log = logging.getLogger(__name__)
 
-def _extract_zip(archive: Path, prefixes: tuple[str, ...], progress: bool) -> int:
-    """Unpack members (under ``prefixes``; all when empty) next to the archive, refusing paths
-    that would leave the folder. Returns the number of files written."""
-    target = archive.parent.resolve()
-    count = 0
-    with zipfile.ZipFile(archive) as zf:
-        members = [m for m in zf.infolist()
-                   if not prefixes or any(m.filename.startswith(p) for p in prefixes)]
-        if prefixes and not any(not m.is_dir() for m in members):
-            raise DownloadError(f"{archive}: no member under {', '.join(prefixes)} (first members: "
-                                f"{', '.join(zf.namelist()[:3])})", hint="the archive's layout changed")
-        for member in members:  # check all before writing any
-            if not (target / member.filename).resolve().is_relative_to(target):
-                raise UnsafeArchiveError(f"{archive}: member {member.filename!r} escapes the folder")
-        for member in tqdm(members, desc=f"unzip {archive.name}", disable=not progress, leave=False):
-            zf.extract(member, target)
-            count += not member.is_dir()
-    return count
-
-
-def check_tar_members(archive: Path, members: list[tarfile.TarInfo]) -> None:
-    """Refuse, before anything is written, every member that is a symlink, hard link or device,
-    or whose path is absolute or climbs out with ``..`` (the ``data`` filter would refuse some of
-    these mid-extraction; we want all-or-nothing and one clear message)."""
-    for member in members:
-        name = member.name
-        kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk() else
-                "a device or fifo" if member.isdev() else None)
-        if kind is None and (name.startswith(("/", "\\")) or ".." in Path(name).parts):
-            kind = "a path outside the target folder"
-        if kind is None and not (member.isfile() or member.isdir()):
-            kind = "not a regular file or folder"
-        if kind is not None:
-            raise UnsafeArchiveError(f"{archive}: member {name!r} is {kind}; refused (nothing was unpacked)",
-                                     hint="the archive is not the released one; delete it and download again")
-
-
-def _extract_tar(archive: Path, progress: bool) -> int:
-    """Unpack a tar next to itself with the ``data`` filter after :func:`check_tar_members`."""
-    target = archive.parent
-    try:
-        with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            check_tar_members(archive, members)
-            for member in tqdm(members, desc=f"untar {archive.name}", disable=not progress, leave=False):
-                tf.extract(member, target, filter="data")
-    except (tarfile.TarError, OSError) as err:
-        raise DownloadError(f"{archive}: cannot unpack ({err})") from None
-    return sum(m.isfile() for m in members)
-
-
-def _extract(archive: Path, remote: RemoteFile, progress: bool) -> int:
+def _unpack(archive: Path, remote: RemoteFile, dest: Path, progress: bool) -> int:
+    """Unpack ``archive`` (``dest`` or still its ``.part``) next to ``dest``, all or nothing."""
     assert remote.extract is not None
-    if archive.name.endswith(".tar"):
-        return _extract_tar(archive, progress)
-    return _extract_zip(archive, remote.extract, progress)
+    return unpack(archive, remote.extract, dest.parent, name=dest.name, progress=progress)
 
 
 def _recorded(manifest: dict[str, Any], root: Path, source: Source, remote: RemoteFile) -> str | None:
@@ -111,21 +59,38 @@ def _recorded(manifest: dict[str, Any], root: Path, source: Source, remote: Remo
     return None
 
 
+def _install(part: Path, dest: Path, remote: RemoteFile, progress: bool) -> dict[str, Any]:
+    """Put a checked ``.part`` in place of ``dest``; an archive is unpacked first, from the part,
+    so a damaged one leaves the previous copy and its unpacked files as they were."""
+    extra: dict[str, Any] = {}
+    try:
+        if remote.extract is not None:
+            extra["extracted"] = _unpack(part, remote, dest, progress)
+    except DownloadError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    return extra
+
+
 def _fetch(base: str, root: Path, source: Source, remote: RemoteFile, retries: int,
            progress: bool) -> tuple[str, dict[str, Any]]:
-    """Download the first of ``remote``'s candidate paths that exists; (manifest key, entry)."""
+    """Download (and unpack) the first of ``remote``'s candidate paths that exists; (manifest key, entry)."""
     for n, candidate in enumerate(remote.candidates):
         rel = f"{source.folder}/{Path(candidate).name}"
         url = f"{base}/{candidate}"
         try:
-            digest = download_file(url, root / rel, sha256=remote.sha256, retries=retries, progress=progress)
+            part, digest = download_to_part(url, root / rel, sha256=remote.sha256, retries=retries,
+                                            progress=progress)
         except NotFoundError:
             if n + 1 == len(remote.candidates):
                 raise
             log.info("%s not found; trying %s", url, remote.candidates[n + 1])
             continue
+        extra = _install(part, root / rel, remote, progress)
         return rel, {"url": url, "bytes": (root / rel).stat().st_size, "sha256": digest,
-                     "source": source.name, "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds")}
+                     "source": source.name, "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                     **extra}
     raise AssertionError("unreachable")
 
 
@@ -162,7 +127,7 @@ def download(
             write_manifest(root, manifest)
         entry = manifest["files"][rel]
         if remote.extract is not None and not entry.get("extracted"):
-            entry["extracted"] = _extract(root / rel, remote, progress)
+            entry["extracted"] = _unpack(root / rel, remote, root / rel, progress)
             write_manifest(root, manifest)
         done.append(root / rel)
     return done
