@@ -172,6 +172,14 @@ def test_damaged_zip_members_leave_nothing_behind(server, tmp_path, patch, says,
     assert sorted(p.name for p in (tmp_path / "coco").iterdir()) == []  # no 0-byte image, no staging
 
 
+def test_many_small_members_that_inflate_too_much_are_refused(server, tmp_path):
+    small = {f"val2017/{i}.jpg": bytes((1 << 20) - 1) for i in range(3)}  # each under the per-member floor
+    server.files["/val2017.zip"] = _zip(small, zipfile.ZIP_DEFLATED)
+    with pytest.raises(UnsafeArchiveError, match="zip bomb"):
+        download("coco-val2017", tmp_path, base_url=server.url, progress=False)
+    assert sorted(p.name for p in (tmp_path / "coco").iterdir()) == []
+
+
 def test_zip_bomb_is_refused_before_writing(server, tmp_path, monkeypatch):
     server.files["/val2017.zip"] = _zip({"val2017/bomb.jpg": bytes(20 << 20)}, zipfile.ZIP_DEFLATED)
     with pytest.raises(UnsafeArchiveError, match="zip bomb"):
