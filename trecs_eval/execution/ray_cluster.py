@@ -10,8 +10,15 @@ from, and one already initialised by the caller (tests, notebooks) is left alone
 from __future__ import annotations
 
 import logging
+import os
+import select
+import signal
+import socket
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -24,6 +31,104 @@ INSTALL_HINT = "pip install 'trecs-eval[ray]'"
 # Ray's object store takes 30 % of RAM by default; shards here are a few MB of features or image
 # paths, so a local cluster gets a small store (Ray's minimum is 75 MiB).
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
+CONNECT_TIMEOUT_ENV = "TRECS_EVAL_RAY_CONNECT_TIMEOUT_S"
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+EXIT_USER_ERROR = 2
+WATCHED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+WATCH_TICK_S = 0.2  # how often the watchdog looks at the clock between signals
+
+
+def connect_timeout() -> float:
+    """Seconds a join may take (``$TRECS_EVAL_RAY_CONNECT_TIMEOUT_S``, default 30)."""
+    raw = os.environ.get(CONNECT_TIMEOUT_ENV, str(DEFAULT_CONNECT_TIMEOUT_S))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"${CONNECT_TIMEOUT_ENV} = {raw!r}: expected seconds > 0")
+    return value
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``HOST:PORT`` or ``ray://HOST:PORT``; None for ``auto`` and other forms."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def probe(address: str, timeout_s: float) -> None:
+    """A one-line ConfigError unless ``address`` accepts a TCP connection within ``timeout_s``."""
+    target = host_port(address)
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=timeout_s).close()
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise ConfigError(f"cannot reach the Ray cluster at {address} within {timeout_s:g} s ({reason})",
+                          hint="`ray status` on the head node shows its address; "
+                               f"${CONNECT_TIMEOUT_ENV} sets the time allowed") from None
+
+
+def _leave(line: str, code: int) -> None:
+    os.write(sys.stderr.fileno(), f"trecs-eval: {line}\n".encode())
+    os._exit(code)
+
+
+@contextmanager
+def _signal_pipe() -> Iterator[int | None]:
+    """A pipe that Python's C-level signal handler writes SIGTERM and SIGINT numbers to, from any
+    thread, even while the main thread is held in native code (main thread only; else None)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    old = {sig: signal.signal(sig, lambda signum, frame: None) for sig in WATCHED_SIGNALS}
+    old_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    try:
+        yield read_end
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        os.close(read_end)
+        os.close(write_end)
+
+
+@contextmanager
+def watchdog(address: str, timeout_s: float) -> Iterator[None]:
+    """End the process with one line if the body outlasts ``timeout_s``, or at once on SIGTERM
+    (exit 143) or Ctrl-C (exit 130)."""
+    done = threading.Event()
+    with _signal_pipe() as signals:
+        def watch() -> None:
+            deadline = time.monotonic() + timeout_s
+            while not done.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    _leave(f"error: cannot reach the Ray cluster at {address}: no answer within "
+                           f"{timeout_s:g} s (${CONNECT_TIMEOUT_ENV})", EXIT_USER_ERROR)
+                if signals is None:
+                    done.wait(min(left, WATCH_TICK_S))
+                    continue
+                ready, _, _ = select.select([signals], [], [], min(left, WATCH_TICK_S))
+                for number in os.read(signals, 64) if ready else b"":
+                    if number in WATCHED_SIGNALS:
+                        name = signal.Signals(number).name
+                        _leave(f"stopped by {name} while connecting to the Ray cluster at {address}",
+                               128 + number)
+
+        thread = threading.Thread(target=watch, name="ray-connect-watchdog", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
 
 def import_ray() -> ModuleType:
@@ -61,8 +166,11 @@ class RayCluster:
             if address is None:
                 ray.init(**local_cluster_options())
             else:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                timeout_s = connect_timeout()
+                probe(address, timeout_s)
+                with watchdog(address, timeout_s):
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                             configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as err:
             where = "start a local Ray cluster" if address is None else f"reach the Ray cluster at {address}"
             raise ConfigError(f"cannot {where}: {err}",

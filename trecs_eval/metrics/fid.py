@@ -34,6 +34,7 @@ INFO = MetricInfo("fid", higher_is_better=False, unit="squared pool3 units",
                   description="Fréchet Inception Distance (2048-d pool3, float64)")
 FULL_RANK_SAMPLES = 2048  # fewer samples than dimensions: singular covariance, biased FID
 NEGATIVE_EIGENVALUE_REL_TOL = 1e-8  # below -tol * largest eigenvalue it is not round-off
+SYMMETRY_REL_TOL = 1e-9  # |S - S^T| beyond this times max |S| is not float64 round-off of a covariance
 NEGATIVE_FID_REL_TOL = 1e-9  # FID below -tol * (tr S1 + tr S2) is a bug, not round-off
 
 
@@ -255,7 +256,26 @@ def load_statistics(path: str | os.PathLike[str]) -> tuple[GaussianStatistics, E
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise InputError(f"shapes mu {mu.shape}, sigma {sigma.shape} do not match", path=str(path),
                          field="sigma")
+    check_statistics(mu, sigma, n, str(path))
     return GaussianStatistics(mu, sigma, n), identity
+
+
+def check_statistics(mu: np.ndarray, sigma: np.ndarray, n: int, path: str) -> None:
+    """InputError naming ``path`` unless mu and sigma are finite, n >= 2 and sigma is a covariance
+    (symmetric, no eigenvalue below round-off): caught when the file is read, not deep in FID."""
+    for name, array in (("mu", mu), ("sigma", sigma)):
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        if bad:
+            raise InputError(f"{bad} NaN or inf values in the reference statistics", path, field=name)
+    if n < 2:
+        raise InputError(f"n = {n}: reference statistics need at least 2 samples", path, field="n")
+    scale = max(float(np.max(np.abs(sigma), initial=0.0)), np.finfo(np.float64).tiny)
+    if float(np.max(np.abs(sigma - sigma.T), initial=0.0)) > SYMMETRY_REL_TOL * scale:
+        raise InputError("the covariance is not symmetric", path, field="sigma")
+    try:
+        _clip_eigenvalues(np.linalg.eigvalsh(sigma), "the covariance")
+    except TrecsEvalError as err:
+        raise InputError(err.message, path, field="sigma") from None
 
 
 def check_identity(expected: ExtractorIdentity, found: ExtractorIdentity, source: str) -> None:

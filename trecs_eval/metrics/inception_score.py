@@ -50,7 +50,9 @@ def logits_to_inception_score(logits: np.ndarray, *, seed: int, splits: int = DE
     if x.ndim != 2:
         raise TrecsEvalError(f"IS needs (N, C) logits, got shape {x.shape}")
     n = x.shape[0]
-    if splits < 1 or n < splits:
+    if splits < 1:
+        raise TrecsEvalError(f"IS splits must be >= 1, got {splits}")
+    if n < splits:
         raise TrecsEvalError(f"IS with {splits} splits needs at least {splits} images, got {n}")
     if shuffle:
         x = x[np.random.RandomState(seed).permutation(n)]

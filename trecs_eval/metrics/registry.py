@@ -14,7 +14,7 @@ changed here. Names and parameters are checked before any work (:func:`parse_met
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from trecs_eval.errors import ConfigError, UnknownNameError, suggest
@@ -79,11 +79,37 @@ def parse_metric_names(names: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+# Allowed values of the parameters built-in metrics share (a plug-in's parameter of the same name
+# is held to them too): a negative resample count or zero IS splits is refused before any work
+# instead of meaning "no interval" by accident or failing with a self-contradicting message.
+PARAM_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_resamples": (lambda v: v >= 0, ">= 0 (0: no interval)"),
+    "splits": (lambda v: v >= 1, ">= 1"),
+    "n_subsets": (lambda v: v >= 1, ">= 1"),
+    "nearest_k": (lambda v: v >= 1, ">= 1"),
+    "n_negatives": (lambda v: v >= 1, ">= 1"),
+    "n_points": (lambda v: v >= 3, ">= 3"),
+    "alpha": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "min_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
+}
+
+
+def check_range(name: str, key: str, value: Any) -> None:
+    """ConfigError when ``value`` lies outside the allowed range of parameter ``key``."""
+    allowed = PARAM_RANGES.get(key)
+    if allowed is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not allowed[0](value):  # NaN fails every comparison, so it is refused too
+        raise ConfigError(f"metric {name}: parameter {key} = {value!r} is out of range; "
+                          f"allowed: {allowed[1]}")
+
+
 def checked_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` of metric ``name`` with the declared defaults filled in.
 
     An undeclared key is refused with a suggestion; a value whose type differs from a non-None
-    default's (``n_resamples = "100"``) is refused too. Both happen before any work.
+    default's (``n_resamples = "100"``) is refused too, and so is a value outside
+    :data:`PARAM_RANGES` (``splits = 0``). All happen before any work.
     """
     declared = metric(name).params
     for key, value in params.items():
@@ -93,6 +119,7 @@ def checked_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         if default is not None and not _same_kind(value, default):
             raise ConfigError(f"metric {name}: parameter {key} = {value!r} must be "
                               f"{type(default).__name__} (default {default!r})")
+        check_range(name, key, value)
     return {**declared, **params}
 
 
