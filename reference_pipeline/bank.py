@@ -34,6 +34,13 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from trecs_eval.atomic import atomic_write
+from trecs_eval.data.coco_annotations import (
+    check_annotation,
+    check_image,
+    check_polygons,
+    check_rle,
+    check_top_level,
+)
 from trecs_eval.data.coco_stuff import ID_TO_NAME, NAME_TO_ID
 from trecs_eval.errors import InputError, TrecsEvalError
 
@@ -202,21 +209,24 @@ def _category_map(categories: list[dict[str, Any]], path: str) -> dict[int, int]
 
 
 def _encode_segmentation(segm: Any, height: int, width: int, path: str, ann_id: Any) -> dict[str, Any]:
-    """Any COCO segmentation (polygons, uncompressed or compressed RLE) -> one compressed RLE."""
+    """Any COCO segmentation (polygons, uncompressed or compressed RLE) -> one compressed RLE.
+    ``ann_id`` is the annotation's place in the file (``annotations[12]``); every field is checked
+    (:mod:`trecs_eval.data.coco_annotations`) before pycocotools, which trusts its input, sees it."""
     try:
         if isinstance(segm, list):
+            check_polygons(segm, height, width, path, ann_id)
             return mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
         if isinstance(segm, dict) and isinstance(segm.get("counts"), list):
+            check_rle(segm, height, width, path, ann_id)
             return mask_utils.frPyObjects(segm, height, width)
         if isinstance(segm, dict) and isinstance(segm.get("counts"), str | bytes):
+            check_rle(segm, height, width, path, ann_id)
             counts = segm["counts"]
             counts = counts.encode("ascii") if isinstance(counts, str) else counts
             return {"size": [height, width], "counts": counts}
     except (TypeError, ValueError) as err:
-        raise InputError(f"annotation {ann_id}: unreadable segmentation ({err})", path,
-                         field="annotations.segmentation") from err
-    raise InputError(f"annotation {ann_id}: segmentation must be polygons or RLE", path,
-                     field="annotations.segmentation")
+        raise InputError(f"unreadable segmentation ({err})", path, field=f"{ann_id}.segmentation") from err
+    raise InputError("segmentation must be polygons or RLE", path, field=f"{ann_id}.segmentation")
 
 
 Annotation = tuple[int, Any, Any, str]
@@ -231,20 +241,18 @@ def _read_coco(path: Path) -> tuple[str, list[dict[str, Any]], dict[Any, list[An
     digest = hashlib.sha256(raw).hexdigest()
     try:
         coco = json.loads(raw)
-        del raw  # the parsed file is what is large; the bytes need not live alongside it
-        categories, coco_images, anns = coco["categories"], coco["images"], coco["annotations"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"not a COCO annotation JSON ({err})", str(path)) from err
+    except ValueError as err:
+        raise InputError(f"not a COCO annotation JSON ({err})", str(path)) from None
+    del raw  # the parsed file is what is large; the bytes need not live alongside it
+    categories, coco_images, anns = check_top_level(coco, str(path))
     cat_map = _category_map(categories, str(path))
     by_image: dict[Any, list[Annotation]] = {}
-    for ann in anns:
-        if "image_id" not in ann or "category_id" not in ann or "segmentation" not in ann:
-            raise InputError(f"annotation {ann.get('id')!r} lacks image_id/category_id/segmentation",
-                             str(path), field="annotations")
-        label = cat_map.get(int(ann["category_id"]))
+    for n, ann in enumerate(anns):
+        image_id, category_id = check_annotation(ann, n, str(path))
+        label = cat_map.get(category_id)
         if label is not None:  # unlabeled / "other" categories carry no mask for the bank
-            found = (label, ann["segmentation"], ann.get("id"), str(path))
-            by_image.setdefault(ann["image_id"], []).append(found)
+            found = (label, ann["segmentation"], f"annotations[{n}]", str(path))
+            by_image.setdefault(image_id, []).append(found)
     return digest, coco_images, by_image
 
 
@@ -311,12 +319,8 @@ def build_bank(annotations: str | os.PathLike[str] | Sequence[str | os.PathLike[
         digest, coco_images, anns = _read_coco(path)
         digests.append(digest)
         for n, img in enumerate(coco_images):
-            try:
-                info = (str(img["file_name"]), int(img["height"]), int(img["width"]))
-                infos.setdefault(img["id"], info)
-            except (KeyError, TypeError, ValueError) as err:
-                raise InputError(f"image {n} lacks id/file_name/height/width", str(path),
-                                 field="images") from err
+            image_id, file_name, height, width = check_image(img, n, str(path))
+            infos.setdefault(image_id, (file_name, height, width))
         del coco_images
         for img_id, found in _encode_file(anns, infos, path, progress).items():
             encoded.setdefault(img_id, []).extend(found)

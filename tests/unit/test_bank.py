@@ -71,13 +71,13 @@ def test_polygon_segmentation_and_category_by_name(tmp_path):
 @pytest.mark.parametrize(
     ("doc", "field"),
     [
-        ({"images": [], "annotations": []}, None),  # no categories key
+        ({"images": [], "annotations": []}, "categories"),  # no categories key
         ({"images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 4}], "annotations": [],
           "categories": [{"id": 1, "name": "person"}]}, "annotations"),  # nothing usable
         ({"images": [], "annotations": [], "categories": [{"id": 999, "name": "spaceship"}]}, "categories"),
         ({"images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 4}],
           "annotations": [{"id": 3, "image_id": 1, "category_id": 1, "segmentation": 5}],
-          "categories": [{"id": 1, "name": "person"}]}, "annotations.segmentation"),
+          "categories": [{"id": 1, "name": "person"}]}, "annotations[0].segmentation"),
     ],
 )
 def test_bad_annotations_name_file_and_field(tmp_path, doc, field):

@@ -85,6 +85,20 @@ def restrict(evalset: EvalSet, ids: list[str]) -> EvalSet:
     return EvalSet(evalset.name, items, MissingReport(tuple(missing)), evalset.skipped)
 
 
+def checked_subset(full: EvalSet, ids: list[str], ids_file: Path, narratives: Path) -> EvalSet:
+    """:func:`restrict` to ``ids``; an empty ids file, or ids that match no narrative at all, are an
+    error (not a "ready" benchmark of 0 items that only the missing-items warning hints at)."""
+    if not ids:
+        raise InputError("holds no item ids", str(ids_file), hint="download it again: "
+                         "`trecs-eval data download trecs-labels --force`")
+    subset = restrict(full, ids)
+    if len(subset) == 0:
+        raise InputError(f"none of the {len(ids):,} ids of {ids_file.name} (first {ids[0]!r}) has a "
+                         f"narrative among its {len(full):,}", str(narratives),
+                         hint="is this the narratives file of another dataset or split?")
+    return subset
+
+
 def write_evalset_summary(out_dir: Path, evalset: EvalSet, n_ids: int) -> dict[str, Any]:
     """``evalset.json`` (counts) and ``missing.txt`` (every missing item, one per line)."""
     summary = {
@@ -145,7 +159,7 @@ def ln_coco_steps(layout: Layout, progress: bool) -> list[StepTuple]:
         ids = _read_ids(ids_file)
         full = build_evalset(narratives, images, naming="coco", sequence_labels=layout.labels / "val_coco",
                              segmentation_root=maps, name="ln-coco-val")
-        return write_evalset_summary(out, restrict(full, ids), len(ids))
+        return write_evalset_summary(out, checked_subset(full, ids, ids_file, narratives), len(ids))
 
     return [
         ("ln-coco/evalset", "evaluation set (narratives, images, gold tags, gold maps)",
@@ -168,7 +182,7 @@ def ln_openimages_steps(layout: Layout, progress: bool) -> list[StepTuple]:
     def evalset() -> dict[str, Any]:
         ids = _read_ids(ids_file)
         full = build_evalset(narratives, images, naming="openimages", name="ln-openimages-val")
-        return write_evalset_summary(out, restrict(full, ids), len(ids))
+        return write_evalset_summary(out, checked_subset(full, ids, ids_file, narratives), len(ids))
 
     return [
         ("ln-openimages/evalset", "evaluation set (narratives, images)", (narratives, images, ids_file),
