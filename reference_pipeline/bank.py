@@ -193,10 +193,9 @@ def _category_map(categories: list[dict[str, Any]], path: str) -> dict[int, int]
     """COCO category id -> COCO-Stuff id (by name when the name is a label, else the id itself)."""
     mapping = {}
     for n, cat in enumerate(categories):
-        try:
-            cat_id = int(cat["id"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise InputError(f"category {n} has no integer id", path, field="categories.id") from err
+        cat_id = cat.get("id") if isinstance(cat, dict) else None
+        if not isinstance(cat_id, int) or isinstance(cat_id, bool):
+            raise InputError(f"category {n} has no integer id", path, field=f"categories[{n}].id")
         name = str(cat.get("name", "")).strip().lower().replace(" ", "-")
         if name in NAME_TO_ID:
             mapping[cat_id] = NAME_TO_ID[name]

@@ -19,6 +19,7 @@ class FileServer:
         self.chunked_cut: dict[str, int] = {}  # path -> chunked body cut after this many bytes, once
         self.no_length: set[str] = set()  # no Content-Length, body ends when the connection closes
         self.content_type: dict[str, str] = {}  # path -> Content-Type (default application/octet-stream)
+        self.content_range: dict[str, str] = {}  # path -> the Content-Range a 206 claims, whatever it sends
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         server = self
 
@@ -61,7 +62,8 @@ class FileServer:
         if path not in self.no_length:
             handler.send_header("Content-Length", str(len(body) - start))
         if status == 206:
-            handler.send_header("Content-Range", f"bytes {named}-{len(body) - 1}/{len(body)}")
+            claimed = self.content_range.get(path, f"bytes {named}-{len(body) - 1}/{len(body)}")
+            handler.send_header("Content-Range", claimed)
         handler.end_headers()
         cut = self.cut_after.pop(path, None)
         handler.wfile.write(body[start:] if cut is None else body[start:start + cut])

@@ -236,3 +236,47 @@ def test_a_bad_limit_setting_is_one_line(server, tmp_path, monkeypatch):
     monkeypatch.setenv(MAX_RATIO_ENV, "lots")
     with pytest.raises(DownloadError, match="not a number"):
         download("coco-val2017", tmp_path, base_url=server.url, progress=False)
+
+
+@pytest.mark.parametrize(("claimed", "says"), [
+    ("bytes 10001-99/100", "unreadable Content-Range"),
+    ("bytes 10001-10010/20000", "disagrees with Content-Length"),
+    ("kilobytes 1-2", "unreadable Content-Range"),
+])
+def test_a_206_whose_content_range_makes_no_sense_is_refused(server, tmp_path, claimed, says):
+    server.files[LN] = NARRATIVES
+    server.cut_after[LN] = 10_001
+    with pytest.raises(ConnectionLostError):
+        _ln(server, tmp_path, retries=0)
+    server.content_range[LN] = claimed
+    with pytest.raises(DownloadError, match=says):
+        _ln(server, tmp_path)
+    part = tmp_path / "localized_narratives" / "coco_val_localized_narratives.jsonl.part"
+    assert part.read_bytes() == NARRATIVES[:10_001]  # nothing appended
+
+
+def test_a_planted_staging_link_and_file_links_are_replaced_not_followed(server, tmp_path):
+    victim_dir = tmp_path / "user_photos"
+    victim_dir.mkdir()
+    (victim_dir / "holiday.jpg").write_bytes(b"mine")
+    victim = tmp_path / "notes.txt"
+    victim.write_bytes(b"my notes")
+    root = tmp_path / "root"
+    (root / "coco" / "val2017").mkdir(parents=True)
+    (root / "coco" / ".val2017.zip.unpacking").symlink_to(victim_dir)  # planted scratch folder
+    (root / "coco" / "val2017" / "1.jpg").symlink_to(victim)  # planted file link
+    server.files["/val2017.zip"] = _zip({"val2017/1.jpg": b"\xff\xd8\xffnew",
+                                         "val2017/2.jpg": b"\xff\xd8\xff2"})
+    download("coco-val2017", root, base_url=server.url, progress=False)
+    assert (victim_dir / "holiday.jpg").read_bytes() == b"mine" and victim.read_bytes() == b"my notes"
+    assert sorted(p.name for p in victim_dir.iterdir()) == ["holiday.jpg"]
+    image = root / "coco" / "val2017" / "1.jpg"
+    assert not image.is_symlink() and image.read_bytes() == b"\xff\xd8\xffnew"
+
+
+@pytest.mark.parametrize("name", ["/etc/evil.jpg", "C:/evil.jpg", "val2017/../../evil.jpg", "..\\evil.jpg"])
+def test_zip_member_paths_that_leave_the_folder_are_refused(server, tmp_path, name):
+    server.files["/val2017.zip"] = _zip({"val2017/ok.jpg": b"x", name: b"y"})
+    with pytest.raises(UnsafeArchiveError, match="escapes the folder"):
+        download("coco-val2017", tmp_path, base_url=server.url, progress=False)
+    assert sorted(p.name for p in (tmp_path / "coco").iterdir()) == []

@@ -75,6 +75,26 @@ def test_wrong_shaped_coco_json_names_file_and_field(tmp_path, changes, field, s
     assert info.value.field == field and str(path) in str(info.value)
 
 
+def test_a_text_category_id_in_the_category_list_is_refused(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(_doc(categories=[{"id": "1", "name": "person"}])))
+    with pytest.raises(InputError, match="no integer id") as info:
+        build_bank(tmp_path / "a.json", tmp_path)
+    assert info.value.field == "categories[0].id"
+
+
+def test_an_ids_file_that_is_not_utf8_names_file_and_line(tmp_path):
+    layout = Layout(tmp_path)
+    narratives = layout.narratives / "open_images_validation_localized_narratives.jsonl"
+    narratives.parent.mkdir(parents=True)
+    narratives.write_text("")
+    (tmp_path / "openimages" / "validation").mkdir(parents=True)
+    layout.labels.mkdir(parents=True)
+    (layout.labels / "val_oi.ids.txt").write_bytes(b"abc_1\n\xff\xfe_2\n")
+    run = ln_openimages_steps(layout, progress=False)[0][5]
+    with pytest.raises(InputError, match=r"val_oi\.ids\.txt:2: not valid UTF-8"):
+        run()
+
+
 def test_a_top_level_array_is_refused(tmp_path):
     (tmp_path / "a.json").write_text("[1, 2]")
     with pytest.raises(InputError, match="expected a JSON object, got list"):

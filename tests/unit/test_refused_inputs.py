@@ -149,7 +149,14 @@ def test_bad_timeout_setting_is_refused(monkeypatch, raw):
 def test_address_forms():
     assert ray_cluster.host_port("10.0.0.1:6379") == ("10.0.0.1", 6379)
     assert ray_cluster.host_port("ray://head:10001") == ("head", 10001)
+    assert ray_cluster.host_port("[::1]:6379") == ("::1", 6379)
     assert ray_cluster.host_port("auto") is None
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1:0"])
+def test_a_port_out_of_range_is_one_line_not_an_overflow_traceback(fake_ray, address):
+    with pytest.raises(ConfigError, match=r"is not in 1\.\.65535"):
+        ray_cluster.RayCluster.connect(address)
 
 
 # A child process whose stub Ray accepts the TCP connection but never finishes init (a port that

@@ -71,7 +71,10 @@ def _hint(*names: str) -> str:
 
 
 def _read_ids(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Item ids, one a line (a byte that is not UTF-8 is one line naming the file and line)."""
+    from trecs_eval.data.sequence_labels import _read_lines
+
+    return [line.strip() for line in _read_lines(path) if line.strip()]
 
 
 def restrict(evalset: EvalSet, ids: list[str]) -> EvalSet:

@@ -34,6 +34,7 @@ LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 CONNECT_TIMEOUT_ENV = "TRECS_EVAL_RAY_CONNECT_TIMEOUT_S"
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 EXIT_USER_ERROR = 2
+MAX_PORT = 65535
 WATCHED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 WATCH_TICK_S = 0.2  # how often the watchdog looks at the clock between signals
 
@@ -56,6 +57,8 @@ def host_port(address: str) -> tuple[str, int] | None:
     host, sep, port = rest.rpartition(":")
     if not sep or not host or not port.isdigit():
         return None
+    if not 1 <= int(port) <= MAX_PORT:
+        raise ConfigError(f"--ray {address}: port {port} is not in 1..{MAX_PORT}")
     return host.strip("[]"), int(port)
 
 
