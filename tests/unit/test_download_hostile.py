@@ -280,3 +280,16 @@ def test_zip_member_paths_that_leave_the_folder_are_refused(server, tmp_path, na
     with pytest.raises(UnsafeArchiveError, match="escapes the folder"):
         download("coco-val2017", tmp_path, base_url=server.url, progress=False)
     assert sorted(p.name for p in (tmp_path / "coco").iterdir()) == []
+
+
+def test_an_error_page_recorded_by_an_older_version_is_fetched_again(server, tmp_path):
+    folder = tmp_path / "localized_narratives"
+    folder.mkdir()
+    (folder / "coco_val_localized_narratives.jsonl").write_bytes(ERROR_PAGE)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"files": {LN_REL: {
+        "bytes": len(ERROR_PAGE), "sha256": "0" * 64, "url": "x"}}}))
+    assert source_status(tmp_path, SOURCES["ln-coco-val"]) == "absent"
+    server.files[LN] = NARRATIVES
+    (dest,) = _ln(server, tmp_path)  # no --force needed
+    assert dest.read_bytes() == NARRATIVES
+    assert source_status(tmp_path, SOURCES["ln-coco-val"]) == "present"

@@ -38,6 +38,7 @@ from trecs_eval.data.download_http import (  # noqa: F401  (re-exported: the pub
 )
 from trecs_eval.data.download_images import download_images, image_status
 from trecs_eval.data.download_sources import SOURCES, RemoteFile, Source, get_source
+from trecs_eval.data.download_verify import content_kind, problem
 
 __all__ = ["SOURCES", "RemoteFile", "Source", "download", "download_file", "get_source", "source_status"]
 
@@ -55,7 +56,11 @@ def _recorded(manifest: dict[str, Any], root: Path, source: Source, remote: Remo
         rel = f"{source.folder}/{Path(candidate).name}"
         entry = manifest["files"].get(rel)
         if entry and (root / rel).is_file() and (root / rel).stat().st_size == entry["bytes"]:
-            return rel
+            why = problem(root / rel, content_kind(rel))
+            if why is None:
+                return rel
+            # recorded by an older version that took any body: fetched again, not trusted
+            log.warning("%s is %s, not a %s file; downloading it again", rel, why, content_kind(rel))
     return None
 
 
@@ -126,7 +131,7 @@ def download(
             manifest["files"][rel] = entry
             write_manifest(root, manifest)
         entry = manifest["files"][rel]
-        if remote.extract is not None and not entry.get("extracted"):
+        if remote.extract is not None and "extracted" not in entry:
             entry["extracted"] = _unpack(root / rel, remote, root / rel, progress)
             write_manifest(root, manifest)
         done.append(root / rel)
