@@ -35,6 +35,7 @@ MAX_RATIO_ENV = "TRECS_EVAL_MAX_UNPACK_RATIO"
 DEFAULT_MAX_UNPACKED_BYTES = 100 * 10**9  # COCO train2017 unpacks to 19 GB
 DEFAULT_MAX_RATIO = 100.0  # COCO's JSON annotations compress about 8:1, images about 1:1
 RATIO_MIN_MEMBER_BYTES = 1 << 20  # small members compress oddly (a file of spaces) and cannot hurt
+DAMAGED_HINT = "not the released archive: check --base-url (a refused download is not kept) or delete it"
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,7 @@ class Limits:
 
 
 def _refuse(archive: Path, what: str) -> UnsafeArchiveError:
-    return UnsafeArchiveError(f"{archive}: {what}; refused (nothing was unpacked)",
-                              hint="the archive is not the released one; delete it and download again")
+    return UnsafeArchiveError(f"{archive}: {what}; refused (nothing was unpacked)", hint=DAMAGED_HINT)
 
 
 def _safe_name(archive: Path, name: str) -> PurePosixPath:
@@ -129,11 +129,10 @@ def _copy_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, out: Path, archiv
                 dst.write(block)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
         raise DownloadError(f"{archive}: member {member.filename!r} is damaged ({err}); nothing was unpacked",
-                            hint="delete the archive and download it again") from None
+                            hint=DAMAGED_HINT) from None
     if written != member.file_size:
         raise DownloadError(f"{archive}: member {member.filename!r} holds {written:,} bytes but declares "
-                            f"{member.file_size:,}; nothing was unpacked",
-                            hint="delete the archive and download it again")
+                            f"{member.file_size:,}; nothing was unpacked", hint=DAMAGED_HINT)
 
 
 def _stage_zip(archive: Path, prefixes: tuple[str, ...], staging: Path, limits: Limits,
@@ -141,8 +140,7 @@ def _stage_zip(archive: Path, prefixes: tuple[str, ...], staging: Path, limits: 
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise DownloadError(f"{archive}: not a readable zip archive ({err})",
-                            hint="delete it and download again") from None
+        raise DownloadError(f"{archive}: not a readable zip archive ({err})", hint=DAMAGED_HINT) from None
     with zf:
         members = _zip_members(zf, archive, prefixes)
         check_budget(archive, [(m.filename, m.file_size, m.compress_size) for m in members], staging, limits)
@@ -203,6 +201,11 @@ def unpack(archive: Path, prefixes: tuple[str, ...], target: Path, *, name: str 
         else:
             count = _stage_zip(archive, prefixes, staging, limits, progress)
         _commit(staging, target)
+    except DownloadError as err:
+        if archive.name != name:  # still the .part: name the file the user asked for
+            err.message = err.message.replace(str(archive), str(archive.with_name(name)))
+            err.args = (err.message,)
+        raise
     finally:
         _clear(staging)
     return count
