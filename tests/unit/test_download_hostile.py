@@ -293,3 +293,13 @@ def test_an_error_page_recorded_by_an_older_version_is_fetched_again(server, tmp
     (dest,) = _ln(server, tmp_path)  # no --force needed
     assert dest.read_bytes() == NARRATIVES
     assert source_status(tmp_path, SOURCES["ln-coco-val"]) == "present"
+
+
+def test_an_archive_of_too_many_members_is_refused_before_writing(server, tmp_path, monkeypatch):
+    from trecs_eval.data import download_archives
+
+    monkeypatch.setattr(download_archives, "MAX_MEMBERS", 3)
+    server.files["/val2017.zip"] = _zip({f"val2017/{i}.jpg": b"" for i in range(4)})
+    with pytest.raises(UnsafeArchiveError, match="holds 4 members, over the limit of 3"):
+        download("coco-val2017", tmp_path, base_url=server.url, progress=False)
+    assert sorted(p.name for p in (tmp_path / "coco").iterdir()) == []

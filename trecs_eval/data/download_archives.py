@@ -35,6 +35,7 @@ MAX_RATIO_ENV = "TRECS_EVAL_MAX_UNPACK_RATIO"
 DEFAULT_MAX_UNPACKED_BYTES = 100 * 10**9  # COCO train2017 unpacks to 19 GB
 DEFAULT_MAX_RATIO = 100.0  # COCO's JSON annotations compress about 8:1, images about 1:1
 RATIO_MIN_MEMBER_BYTES = 1 << 20  # small members compress oddly (a file of spaces) and cannot hurt
+MAX_MEMBERS = 1_000_000  # COCO train2017 has 118,288; millions of empty files would exhaust inodes
 DAMAGED_HINT = "not the released archive: check --base-url (a refused download is not kept) or delete it"
 
 
@@ -68,6 +69,8 @@ def _safe_name(archive: Path, name: str) -> PurePosixPath:
 
 def check_budget(archive: Path, members: list[tuple[str, int, int]], target: Path, limits: Limits) -> int:
     """Refuse before writing when (name, declared size, stored size) members unpack to too much."""
+    if len(members) > MAX_MEMBERS:
+        raise _refuse(archive, f"holds {len(members):,} members, over the limit of {MAX_MEMBERS:,}")
     total = sum(size for _, size, _ in members)
     stored = max(archive.stat().st_size, 1)
     if total > limits.max_bytes:
