@@ -57,7 +57,7 @@ def test_is_with_zero_splits_does_not_contradict_itself():
         logits_to_inception_score(logits, seed=0, splits=0)
 
 
-def test_cli_refuses_a_negative_resample_count_with_exit_2(tmp_path, capsys):
+def test_cli_refuses_zero_is_splits_with_exit_2(tmp_path, capsys):
     from trecs_eval.cli import main
 
     code = main(["-q", "metrics", "--generated", str(tmp_path), "--metrics", "is",
@@ -128,6 +128,17 @@ def test_unreachable_address_is_one_line_before_ray_is_asked(fake_ray, monkeypat
     with pytest.raises(ConfigError, match=r"ray://127\.0\.0\.1:1"):
         ray_cluster.RayCluster.connect("ray://127.0.0.1:1")
     assert fake_ray == []
+
+
+def test_run_with_an_unreachable_ray_address_is_one_line_and_exit_2(fake_ray, tmp_path, capsys):
+    from trecs_eval.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'out_dir = "{tmp_path / "out"}"\n[[systems]]\nname = "noise"\n', encoding="utf-8")
+    assert main(["run", str(config), "--ray", "127.0.0.1:1", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("trecs-eval: error: cannot reach the Ray cluster at 127.0.0.1:1 within 30 s")
+    assert len(err) <= 2 and fake_ray == [] and not (tmp_path / "out").exists()
 
 
 def test_reachable_address_goes_on_to_ray(fake_ray):
