@@ -49,12 +49,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
 from trecs_eval.errors import TrecsEvalError
 from trecs_eval.metrics.resample import ReferenceSet, kernel_row_sums
+
+if TYPE_CHECKING:
+    from trecs_eval.metrics.types import MetricInputs
 
 CORRECTIONS = ("holm", "bonferroni", "none")
 DEFAULT_CORRECTION = "holm"
@@ -131,6 +135,43 @@ def delta_interval(influence: Influence, alpha: float, clusters: Sequence[object
     half = z_quantile(alpha) * se
     return Interval(influence.value, influence.value - half, influence.value + half, se,
                     "delta", covers, n_clusters)
+
+
+@dataclass(frozen=True)
+class ImageClusters:
+    """The image of each generated item and of each reference item: the sampling unit of a
+    set metric's interval. ``None`` on a side: every item is its own image (no repeats)."""
+
+    generated: tuple[str, ...] | None = None
+    reference: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, generated: Sequence[object] | None, reference: Sequence[object] | None = None
+           ) -> ImageClusters:
+        """From image ids (any hashable; compared as strings); an empty sequence means ``None``."""
+        def labels(ids: Sequence[object] | None) -> tuple[str, ...] | None:
+            return tuple(str(i) for i in ids) if ids else None
+        return cls(labels(generated), labels(reference))
+
+    @classmethod
+    def of_inputs(cls, inputs: MetricInputs) -> ImageClusters:
+        """A metric's inputs: each generated item's narrative's image, each reference row's image."""
+        return cls.of([n.image_id for n in inputs.narratives], inputs.reference_images)
+
+    def variance(self, influence: Influence) -> float:
+        """:func:`delta_variance` of ``influence`` clustered by these images on both sides."""
+        codes, n_clusters = cluster_codes(self.generated, influence.generated.size)
+        reference = self.reference if influence.reference is not None else None
+        return delta_variance(influence, codes, n_clusters, reference)
+
+    def params(self, n_generated: int) -> dict[str, float | int]:
+        """What a result records about its sampling unit: images and narratives per image."""
+        images = cluster_codes(self.generated, n_generated)[1]
+        return {"n_images": images, "items_per_image": n_generated / images if images else math.nan}
+
+
+ITEMS_ARE_IMAGES = ImageClusters()
+"""No repeats on either side: every item is its own image."""
 
 
 def _centred(values: np.ndarray) -> np.ndarray:
