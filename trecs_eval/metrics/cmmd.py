@@ -141,9 +141,9 @@ def cmmd_result(generated: np.ndarray, reference: np.ndarray, *, alpha: float = 
     influence = cmmd_influence(generated, reference, estimator=estimator)
     low = high = se = math.nan
     if interval:
-        found = delta_interval(influence, alpha, clusters or None,
+        found = delta_interval(influence, alpha, clusters,
                                covers="CMMD at this (n, m): the estimator's expectation at these sizes",
-                               reference_clusters=reference_clusters or None)
+                               reference_clusters=reference_clusters)
         low, high, se = found.low, found.high, found.se
     return MetricResult(INFO.name, influence.value, INFO.higher_is_better, len(generated), low, high,
                         warnings=tuple(embedding_warnings(generated, reference)),
