@@ -120,7 +120,7 @@ class ReferenceFeatures:
             return {}
         out: dict[str, Any] = {"reference_images": len(self.paths)}
         if self.items_per_image is not None:
-            out["reference_items_per_image"] = self.items_per_image
+            out["reference_narratives_per_image"] = self.items_per_image
         return out
 
     def get(self, space: str) -> Any:

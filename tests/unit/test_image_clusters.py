@@ -77,6 +77,7 @@ def test_clustered_variance_equals_the_textbook_standard_errors() -> None:
     images = ImageClusters.of(np.repeat(np.arange(5), 3))
     found = images.variance(intervals.mean_influence(repeated))
     assert found == pytest.approx(per_image.var(ddof=1) / per_image.size, rel=EXACT)
+    assert images.params(15) == {"n_images": 5, "narratives_per_image": 3.0}  # what results record
 
 
 def _looped_variance(values: np.ndarray, labels: list[str]) -> float:
@@ -181,7 +182,7 @@ def test_eval_reference_holds_each_image_once_and_counts_its_narratives(tmp_path
     reference = eval_reference(items, extractors=None)  # type: ignore[arg-type]
     assert reference.paths == images and reference.image_ids == ["0", "1", "2"]
     assert reference.item_ids == ["0_1", "1_1", "2_1"]  # each image's first narrative names its row
-    assert reference.record() == {"reference_images": 3, "reference_items_per_image": 2.0}
+    assert reference.record() == {"reference_images": 3, "reference_narratives_per_image": 2.0}
 
 
 def test_singular_covariance_warning_names_the_features_dimension() -> None:

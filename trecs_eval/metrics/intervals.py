@@ -8,8 +8,10 @@ plug-in estimator with respect to each item's weight). Their variance is estimat
 
     Var = C_g/(C_g - 1) * sum_c (sum_{i in c} IF_g(x_i))^2 / n^2  +  (same over reference items)
 
-where ``c`` runs over clusters (images; every item its own cluster when there are no repeats),
-and the interval is ``value ± z_{1-alpha/2} sqrt(Var)``. **It covers "the metric at this
+where ``c`` runs over clusters (images; every item its own cluster when there are no repeats):
+a run passes the image of each generated item (its narrative's) and of each reference row
+(:class:`ImageClusters`), so narratives of one image count as one sampling unit. The interval is
+``value ± z_{1-alpha/2} sqrt(Var)``. **It covers "the metric at this
 (n, m)"**: the expectation of the estimator at these sample sizes, which for FID is not the
 population FID (FID is biased upwards, ~1/n; use ``fid_inf`` for n -> infinity) and for KID is
 (the unbiased MMD² is unbiased). Why not the percentile bootstrap: a resample with duplicates
@@ -150,7 +152,7 @@ class ImageClusters:
            ) -> ImageClusters:
         """From image ids (any hashable; compared as strings); an empty sequence means ``None``."""
         def labels(ids: Sequence[object] | None) -> tuple[str, ...] | None:
-            return tuple(str(i) for i in ids) if ids else None
+            return tuple(str(i) for i in ids) if ids is not None and len(ids) else None
         return cls(labels(generated), labels(reference))
 
     @classmethod
@@ -167,7 +169,7 @@ class ImageClusters:
     def params(self, n_generated: int) -> dict[str, float | int]:
         """What a result records about its sampling unit: images and narratives per image."""
         images = cluster_codes(self.generated, n_generated)[1]
-        return {"n_images": images, "items_per_image": n_generated / images if images else math.nan}
+        return {"n_images": images, "narratives_per_image": n_generated / images if images else math.nan}
 
 
 ITEMS_ARE_IMAGES = ImageClusters()
