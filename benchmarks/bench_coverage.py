@@ -231,7 +231,7 @@ def replicate(s: Setting, rep: int, tally: Tally, with_fid_inf: bool) -> None:
     ref_latent = rng.standard_normal((sizes.size, s.d))
     ref = ref_latent * np.sqrt(spectrum(s.d))  # each image once
     gen_a = _draw_clustered(rng, s, sizes, s.mean_shift, s.scale, ref_latent)
-    fresh = _draw_clustered(rng, s, sizes, s.mean_shift, s.scale, ref_latent)
+    fresh = _draw_clustered(rng, s, sizes, s.mean_shift, s.scale)  # B keeps A's law (FID reads marginals)
     gen_b = s.mean_shift + 0.5 * (gen_a - s.mean_shift) + math.sqrt(0.75) * (fresh - s.mean_shift)
     image_effect = rng.normal(0.0, 1.0, sizes.size)
     images = np.repeat(np.arange(sizes.size), sizes).astype(str)

@@ -16,12 +16,13 @@ a run passes the image of each generated item (its narrative's) and of each refe
 population FID (FID is biased upwards, ~1/n; use ``fid_inf`` for n -> infinity) and for KID is
 (the unbiased MMD² is unbiased). Why not the percentile bootstrap: a resample with duplicates
 has ~0.632 n distinct items, so resampled FIDs sit *above* the estimate (the interval
-[190.0, 206.9] around FID 173.6 of issue 11); the delta method has no such distortion, is
+[190.0, 206.9] around FID 173.6 in a trial); the delta method has no such distortion, is
 symmetric around the estimate (so it always contains it), costs one eigendecomposition instead
-of hundreds, and is measured to cover in ``benchmarks/bench_coverage.py``. It needs a
-non-degenerate first-order term: when generated and reference distributions are *equal*
-(FID_inf = 0, MMD² = 0) it under-covers; such a model is rare in practice and the simulation
-reports that case separately.
+of hundreds, and is measured to cover in ``benchmarks/bench_coverage.py``. When generated and
+reference distributions are *equal* (population FD = 0, MMD² = 0) its first-order term vanishes
+and the FID interval *over*-covers FID at n (measured 1.00 at d = 64, n = 200 and at d = 8,
+n = 120; ``--degenerate``): conservative, not wrong. The FID_inf interval keeps its nominal rate
+there: it covered the population value 0 in 0.945 of 200 replications (d = 64, n = 200).
 
 FID influence values (``u = x - mu_g``, ``v = y - mu_r``, ``T`` the optimal-transport map
 between the two Gaussians, ``tr sqrt(S_g S_r)``'s derivative ``1/2 T``):
