@@ -36,6 +36,7 @@ from trecs_eval.features.images import list_images
 from trecs_eval.features.registry import EXTRACTORS, ExtractorSettings, FeatureExtractors
 from trecs_eval.generation.protocol import Generator
 from trecs_eval.generation.runner import SystemOutput
+from trecs_eval.metrics.intervals import ImageClusters
 from trecs_eval.metrics.registry import checked_params, metric, parse_metric_names
 from trecs_eval.metrics.types import Metric, MetricInfo, MetricInputs, MetricOutput, MetricResult
 from trecs_eval.rundir import FEATURES_DIR, write_features_npz
@@ -101,7 +102,8 @@ def check_metric_names(config: RunConfig) -> None:
 @dataclass
 class ReferenceFeatures:
     """The reference set's features per space, extracted on first use (saved statistics serve
-    the ``inception`` space of FID only)."""
+    the ``inception`` space of FID only). Each image is one row (``image_ids``, the intervals'
+    reference clusters); ``items_per_image``: evaluation narratives per reference image."""
 
     extractors: FeatureExtractors
     paths: list[Path] = field(default_factory=list)
@@ -109,6 +111,17 @@ class ReferenceFeatures:
     statistics: Any = None
     source: str = "reference"
     features: dict[str, Any] = field(default_factory=dict)
+    image_ids: list[str] = field(default_factory=list)
+    items_per_image: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What a set metric's result records about its reference set."""
+        if self.statistics is not None:
+            return {}
+        out: dict[str, Any] = {"reference_images": len(self.paths)}
+        if self.items_per_image is not None:
+            out["reference_narratives_per_image"] = self.items_per_image
+        return out
 
     def get(self, space: str) -> Any:
         if space in self.features:
@@ -188,11 +201,16 @@ def evaluate_set(plan: Sequence[PlannedMetric], extractors: FeatureExtractors, i
             features={s: features[s] for s in planned.spaces}, identities=identities,
             reference={s: reference.get(s) for s in planned.spaces} if "reference" in needs else {},
             texts=texts.get() if "text" in needs else None, narratives=images.narratives,
-            canvases=images.canvases, items=images.items)
+            canvases=images.canvases, items=images.items,
+            reference_images=tuple(reference.image_ids) if "reference" in needs else ())
         output = planned.metric.compute(inputs, dict(planned.params))
         if isinstance(output, MetricResult):
             output = MetricOutput(output)
-        found.results.append(replace(output.result, system=images.system))
+        result = replace(output.result, system=images.system)
+        if "reference" in needs:  # a set metric: record its sampling units on both sides
+            result = replace(result, params={**result.params, **ImageClusters.of_inputs(inputs).params(
+                len(images.item_ids)), **reference.record()})
+        found.results.append(result)
         for column, values in output.columns.items():
             found.columns[column] = dict(values)
     return found
@@ -279,10 +297,25 @@ def run_reference(config: RunConfig, items: Sequence[EvalItem], extractors: Feat
     if spec.kind == "images":
         assert spec.images is not None
         paths = list_images(spec.images)
-        return ReferenceFeatures(extractors, paths, [p.stem for p in paths], source=str(spec.images))
-    kept = [it for it in items if it.reference_image is not None]
+        return ReferenceFeatures(extractors, paths, [p.stem for p in paths], source=str(spec.images),
+                                 image_ids=[str(p) for p in paths])
+    return eval_reference(items, extractors)
+
+
+def eval_reference(items: Sequence[EvalItem], extractors: FeatureExtractors) -> ReferenceFeatures:
+    """The evaluation items' own images, each image ONCE (an image with several narratives would
+    otherwise weigh several times in the reference statistics and, as exact copies at distance 0,
+    shrink PRDC's k-NN radii). A row keeps the item id of the image's first narrative."""
+    first: dict[str, EvalItem] = {}
+    for it in items:
+        if it.reference_image is not None:
+            first.setdefault(str(Path(it.reference_image).resolve()), it)
+    kept = list(first.values())
+    n_items = sum(1 for it in items if it.reference_image is not None)
     return ReferenceFeatures(extractors, [Path(it.reference_image) for it in kept],  # type: ignore[arg-type]
-                             [it.item_id for it in kept], source="evaluation items' reference images")
+                             [it.item_id for it in kept], source="evaluation items' reference images",
+                             image_ids=[it.narrative.image_id for it in kept],
+                             items_per_image=n_items / len(kept) if kept else None)
 
 
 def sample_rows(run_dir: Path, items: Sequence[EvalItem], outputs: Sequence[SystemOutput],

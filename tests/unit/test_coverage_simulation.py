@@ -24,14 +24,17 @@ def table() -> dict[str, float]:
 
 
 @pytest.mark.parametrize("key", ["cover fid", "cover kid", "cover is", "cover fid_inf",
-                                 "cover per_item (images)"])
+                                 "cover per_item (images)", "cover cmmd", "cover pooled (images)"])
 def test_each_interval_covers_near_its_nominal_95_percent(table: dict[str, float], key: str) -> None:
     assert COVERAGE_BOUNDS[0] <= table[key] <= COVERAGE_BOUNDS[1], (key, table[key])
 
 
 def test_ignoring_clusters_under_covers(table: dict[str, float]) -> None:
-    # Two narratives per image share the image's effect: the naive item bootstrap is too narrow.
+    # Narratives of one image share the image's effect: the naive item bootstrap is too narrow.
     assert table["cover per_item (naive)"] < table["cover per_item (images)"] - 0.05
+    assert table["cover pooled (naive)"] < table["cover pooled (images)"] - 0.05
+    # the run's FID interval widens when it resamples images instead of narratives
+    assert table["se ratio fid (images / naive)"] > 1.02
 
 
 def test_gate_false_alarm_rate_is_controlled_and_it_has_power(table: dict[str, float]) -> None:

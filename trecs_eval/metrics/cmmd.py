@@ -22,7 +22,7 @@ resizes the short side then centre-crops (the same for square images).
 
 Interval (as FID/KID, :mod:`trecs_eval.metrics.intervals`): the delta method on the empirical
 influence values of the estimator, ``value ± z sqrt(Var)``, both sets' sampling variability
-included, generated items clustered by image when given. For the biased estimator
+included, items clustered by image on each side when given. For the biased estimator
 
     IF_g(x_i) = 2 (mean_j k(x_i, x_j) - mean_l k(x_i, y_l)),   IF_r(y_l) likewise (centred),
 
@@ -132,8 +132,9 @@ def embedding_warnings(generated: np.ndarray, reference: np.ndarray) -> list[str
 
 def cmmd_result(generated: np.ndarray, reference: np.ndarray, *, alpha: float = DEFAULT_ALPHA,
                 estimator: str = DEFAULT_ESTIMATOR, clusters: Sequence[object] | None = None,
-                interval: bool = True) -> MetricResult:
-    """CMMD with its delta-method interval (module doc); ``clusters``: image id per generated item.
+                interval: bool = True, reference_clusters: Sequence[object] | None = None) -> MetricResult:
+    """CMMD with its delta-method interval (module doc); ``clusters`` / ``reference_clusters``:
+    image id per generated / reference item (the interval's sampling unit on each side).
 
     ``interval=False`` gives no interval. The caller stamps ``system``, ``extractor``, ``status``.
     """
@@ -141,7 +142,8 @@ def cmmd_result(generated: np.ndarray, reference: np.ndarray, *, alpha: float = 
     low = high = se = math.nan
     if interval:
         found = delta_interval(influence, alpha, clusters,
-                               covers="CMMD at this (n, m): the estimator's expectation at these sizes")
+                               covers="CMMD at this (n, m): the estimator's expectation at these sizes",
+                               reference_clusters=reference_clusters)
         low, high, se = found.low, found.high, found.se
     return MetricResult(INFO.name, influence.value, INFO.higher_is_better, len(generated), low, high,
                         warnings=tuple(embedding_warnings(generated, reference)),

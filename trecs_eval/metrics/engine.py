@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from trecs_eval.errors import ConfigError, UnknownNameError, suggest
 from trecs_eval.features.identity import ExtractorIdentity
 from trecs_eval.features.registry import ExtractorSettings, FeatureExtractors
 from trecs_eval.metrics import fid, fid_inf, inception_score, intervals, kid
+from trecs_eval.metrics.intervals import ITEMS_ARE_IMAGES
+from trecs_eval.metrics.intervals import ImageClusters as Images
 from trecs_eval.metrics.types import MetricResult
 
 if TYPE_CHECKING:
@@ -34,15 +34,20 @@ __all__ = ["DEFAULT_ALPHA", "DEFAULT_IMAGE_BOOTSTRAP", "ExtractorSettings", "Fea
            "ReferenceStatistics", "image_metrics"]
 
 # n_bootstrap > 0 asks for intervals (0: none). FID/KID/IS/FID_inf intervals are analytic
-# (trecs_eval.metrics.intervals) and do not resample; the number is recorded in params.
+# (trecs_eval.metrics.intervals) and resample nothing, so no resample count is recorded.
 DEFAULT_IMAGE_BOOTSTRAP = 100
 DEFAULT_ALPHA = 0.05
 INCEPTION_METRICS = ("fid", "kid", "is", "fid_inf")  # what image_metrics computes (its dispatch)
 
 
+def _delta_text(what: str, n_bootstrap: int) -> str:
+    return f"delta method ({what}), symmetric, no resamples" if n_bootstrap > 0 else "none"
+
+
 def _fid(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistics, seed: int,
-         n_bootstrap: int, alpha: float) -> MetricResult:
-    """FID with a delta-method interval for "FID at this n" (see :mod:`trecs_eval.metrics.intervals`)."""
+         n_bootstrap: int, alpha: float, images: Images = ITEMS_ARE_IMAGES) -> MetricResult:
+    """FID with a delta-method interval for "FID at this n" (see :mod:`trecs_eval.metrics.intervals`),
+    clustered by image on both sides (``images``)."""
     if isinstance(ref, ReferenceStatistics):
         ref_stats = ref.stats
         value, info = fid.statistics_to_fid(fid.features_to_statistics(gen.pool), ref_stats)
@@ -55,23 +60,23 @@ def _fid(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistics, s
     if n_bootstrap > 0:  # 0 keeps its meaning "no interval"; the delta method needs no resamples
         influence = (intervals.fid_influence_fixed_reference(gen.pool, ref_stats.mu, ref_stats.sigma)
                      if isinstance(ref, ReferenceStatistics) else intervals.fid_influence(gen.pool, ref.pool))
-        half = intervals.z_quantile(alpha) * math.sqrt(
-            intervals.delta_variance(influence, np.arange(len(gen)), len(gen)))
+        half = intervals.z_quantile(alpha) * math.sqrt(images.variance(influence))
         low, high = value - half, value + half
     return MetricResult("fid", value, fid.INFO.higher_is_better, len(gen), low, high, seed=seed,
                         warnings=info.warnings,
                         params={"method": info.method, "reference_n": ref_stats.n,
                                 "negative_eigenvalues_clipped": info.negative_eigenvalues,
-                                "interval": "delta method (influence functions), symmetric",
+                                "interval": _delta_text("influence functions", n_bootstrap),
                                 "interval_covers": covers})
 
 
 def _fid_inf(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistics, seed: int,
-             alpha: float, n_points: int, min_fraction: float) -> MetricResult:
+             alpha: float, n_points: int, min_fraction: float, images: Images = ITEMS_ARE_IMAGES
+             ) -> MetricResult:
     """FID_inf (Chong & Forsyth 2020) and its interval for the population FID (:mod:`fid_inf`)."""
     reference = ref.stats if isinstance(ref, ReferenceStatistics) else ref.pool
     found = fid_inf.features_to_fid_inf(gen.pool, reference, seed=seed, alpha=alpha, n_points=n_points,
-                                        min_fraction=min_fraction)
+                                        min_fraction=min_fraction, images=images)
     warnings = found.warnings + (() if found.reference_extrapolated else (
         "FID_inf against saved statistics: only the generated side is extrapolated; the reference's "
         "own finite-sample bias remains",))
@@ -80,6 +85,7 @@ def _fid_inf(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStatistic
                         params={"sizes": list(found.sizes), "fids": list(found.fids), "slope": found.slope,
                                 "se_sampling": found.se_sampling, "se_fit": found.se_fit,
                                 "n_points": n_points, "min_fraction": min_fraction,
+                                "interval": "delta-method sampling error (no resamples) plus the fit's error",
                                 "interval_covers": "the population FID (n, m -> infinity)"})
 
 
@@ -98,7 +104,7 @@ class ReferenceStatistics:
 
 
 def _kid(gen: InceptionFeatures, ref: InceptionFeatures, seed: int, n_bootstrap: int,
-         alpha: float, n_subsets: int) -> MetricResult:
+         alpha: float, n_subsets: int, images: Images = ITEMS_ARE_IMAGES) -> MetricResult:
     """KID = the unbiased MMD² over all n x m pairs, with a delta-method interval for it.
 
     Value and interval are one statistic. It equals torch-fidelity's subset-averaged KID when
@@ -108,15 +114,14 @@ def _kid(gen: InceptionFeatures, ref: InceptionFeatures, seed: int, n_bootstrap:
     influence = intervals.kid_influence(gen.pool, ref.pool)
     low = high = math.nan
     if n_bootstrap > 0:
-        half = intervals.z_quantile(alpha) * math.sqrt(
-            intervals.delta_variance(influence, np.arange(len(gen)), len(gen)))
+        half = intervals.z_quantile(alpha) * math.sqrt(images.variance(influence))
         low, high = influence.value - half, influence.value + half
     subsets = kid.KidKernels(gen.pool, ref.pool).kid(seed=seed, n_subsets=n_subsets)
     return MetricResult("kid", influence.value, kid.INFO.higher_is_better, len(gen), low, high,
                         std=subsets.std, seed=seed,
                         params={"n_subsets": n_subsets, "subset_size": subsets.subset_size,
                                 "subset_mean": subsets.mean, "subset_std": subsets.std,
-                                "interval": "delta method (U-statistic projections), symmetric",
+                                "interval": _delta_text("U-statistic projections", n_bootstrap),
                                 "interval_covers": "the population MMD² (the estimator is unbiased)"})
 
 
@@ -136,7 +141,8 @@ def _is(gen: InceptionFeatures, seed: int, n_bootstrap: int, alpha: float, split
         low, high = found.low, found.high
     return MetricResult("is", point.mean, inception_score.INFO.higher_is_better, len(gen), low,
                         high, std=point.std, seed=seed,
-                        params={"splits": splits, "interval": f"t over {splits} independent splits",
+                        params={"splits": splits, "interval": (f"t over {splits} independent splits"
+                                                               if n_bootstrap > 0 else "none"),
                                 "interval_covers": f"IS at split size n/{splits}"})
 
 
@@ -145,12 +151,13 @@ def image_metrics(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStat
                   alpha: float = DEFAULT_ALPHA, kid_subsets: int = kid.DEFAULT_SUBSETS,
                   is_splits: int = inception_score.DEFAULT_SPLITS, system: str = "",
                   fid_inf_points: int = fid_inf.DEFAULT_POINTS,
-                  fid_inf_min_fraction: float = fid_inf.DEFAULT_MIN_FRACTION
-                  ) -> list[MetricResult]:
+                  fid_inf_min_fraction: float = fid_inf.DEFAULT_MIN_FRACTION,
+                  images: Images = ITEMS_ARE_IMAGES) -> list[MetricResult]:
     """FID / KID / IS of ``gen`` (against ``ref`` for FID and KID), stamped with the identity.
 
     ``ref`` may be saved statistics (FID only; KID then raises ConfigError). ``n_bootstrap=0``
-    gives no CI (NaN bounds).
+    gives no CI (NaN bounds); any positive value asks for the analytic intervals, which resample
+    nothing. ``images``: the image of each generated and reference item, the intervals' clusters.
     """
     results = []
     for name in dict.fromkeys(names):
@@ -164,19 +171,20 @@ def image_metrics(gen: InceptionFeatures, ref: InceptionFeatures | ReferenceStat
             source = ref.source if isinstance(ref, ReferenceStatistics) else "reference features"
             fid.check_identity(gen.identity, ref.identity, source)
             if name == "fid":
-                results.append(_fid(gen, ref, seed, n_bootstrap, alpha))
+                results.append(_fid(gen, ref, seed, n_bootstrap, alpha, images))
             elif name == "fid_inf":
-                results.append(_fid_inf(gen, ref, seed, alpha, fid_inf_points, fid_inf_min_fraction))
+                results.append(_fid_inf(gen, ref, seed, alpha, fid_inf_points, fid_inf_min_fraction,
+                                        images))
             elif isinstance(ref, ReferenceStatistics):
                 raise ConfigError("KID needs reference images, not saved statistics",
                                   hint="pass --reference DIR, or drop kid from --metrics")
             else:
-                results.append(_kid(gen, ref, seed, n_bootstrap, alpha, kid_subsets))
+                results.append(_kid(gen, ref, seed, n_bootstrap, alpha, kid_subsets, images))
     identity = gen.identity.to_dict()
     status = "uncalibrated" if gen.identity.uncalibrated else "ok"
     images = gen.report.to_dict()
     return [replace(m, system=system, extractor=identity,
                     status=m.status if m.status == "unavailable" else status,
-                    params={**m.params, "n_bootstrap": n_bootstrap, "alpha": alpha,
+                    params={**m.params, "alpha": alpha,
                             "preprocessing": gen.identity.preprocessing, "images": images})
             for m in results]

@@ -32,7 +32,6 @@ from trecs_eval.metrics.types import MetricInfo
 
 INFO = MetricInfo("fid", higher_is_better=False, unit="squared pool3 units",
                   description="Fréchet Inception Distance (2048-d pool3, float64)")
-FULL_RANK_SAMPLES = 2048  # fewer samples than dimensions: singular covariance, biased FID
 NEGATIVE_EIGENVALUE_REL_TOL = 1e-8  # below -tol * largest eigenvalue it is not round-off
 SYMMETRY_REL_TOL = 1e-9  # |S - S^T| beyond this times max |S| is not float64 round-off of a covariance
 NEGATIVE_FID_REL_TOL = 1e-9  # FID below -tol * (tr S1 + tr S2) is a bug, not round-off
@@ -141,11 +140,13 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> tuple[float, i
     return float(np.sqrt(values).sum()), negative1 + negative2
 
 
-def _sample_warnings(n1: int, n2: int) -> list[str]:
+def _sample_warnings(n1: int, n2: int, d: int) -> list[str]:
+    """A warning when a covariance is singular: n samples span at most n - 1 of the d dimensions
+    (d is the features' own: 2048 for Inception pool3, 1024 for DINOv2 ViT-L/14, ...)."""
     small = min(n1, n2)
-    if small < FULL_RANK_SAMPLES:
-        return [f"FID from {small} < {FULL_RANK_SAMPLES} samples on one side: the covariance is"
-                " singular and FID is biased upwards; compare only at equal n"]
+    if small <= d:
+        return [f"FID from {small} samples on one side in {d} dimensions (at most {small - 1} < {d} "
+                "directions): the covariance is singular and FID is biased upwards; compare only at equal n"]
     return []
 
 
@@ -167,7 +168,7 @@ def _finish(mean_term: float, trace1: float, trace2: float, tr_sqrt: float, meth
 
 
 def statistics_to_fid(a: GaussianStatistics, b: GaussianStatistics) -> tuple[float, FidInfo]:
-    """FID between two Gaussians (see the module doc); warns when either n < 2048."""
+    """FID between two Gaussians (see the module doc); warns when either n <= d."""
     if a.mu.shape != b.mu.shape or a.sigma.shape != b.sigma.shape:
         raise TrecsEvalError(f"FID statistics differ in dimension: {a.mu.shape} vs {b.mu.shape}")
     for stats in (a, b):
@@ -176,7 +177,7 @@ def statistics_to_fid(a: GaussianStatistics, b: GaussianStatistics) -> tuple[flo
     diff = np.asarray(a.mu, np.float64) - np.asarray(b.mu, np.float64)
     tr_sqrt, negative = trace_sqrt_product(a.sigma, b.sigma)
     return _finish(float(diff @ diff), float(np.trace(a.sigma)), float(np.trace(b.sigma)),
-                   tr_sqrt, "eigh", negative, _sample_warnings(a.n, b.n))
+                   tr_sqrt, "eigh", negative, _sample_warnings(a.n, b.n, a.mu.size))
 
 
 def features_to_fid(features1: np.ndarray, features2: np.ndarray) -> tuple[float, FidInfo]:
@@ -197,7 +198,7 @@ def features_to_fid(features1: np.ndarray, features2: np.ndarray) -> tuple[float
     trace2 = float(np.einsum("ij,ij->", b, b)) / (n2 - 1)
     diff = mu1 - mu2
     return _finish(float(diff @ diff), trace1, trace2, tr_sqrt, "nuclear", 0,
-                   _sample_warnings(n1, n2))
+                   _sample_warnings(n1, n2, d))
 
 
 class FidAgainstReference:

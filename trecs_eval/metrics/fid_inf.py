@@ -16,8 +16,9 @@ generated side is (the result then says so). Unit: squared pool3 units; lower is
 of subset FIDs whose weights add up to 1, so its first-order sampling fluctuation is that of
 the full-sample FID (each subset FID's linear part averages, over subset draws, to the full
 sample's): ``se_sampling`` is the delta-method standard error of
-:mod:`trecs_eval.metrics.intervals`. The scatter of the subset FIDs around the line (subset
-draws, curvature) adds the OLS standard error of the intercept, ``se_fit``.
+:mod:`trecs_eval.metrics.intervals`, clustered by image on both sides. The scatter of the
+subset FIDs around the line (subset draws, curvature) adds the OLS standard error of the
+intercept, ``se_fit``.
 ``FID_inf ± z sqrt(se_sampling² + se_fit²)``: symmetric, so it contains the estimate. It
 assumes the 1/n law holds over the fitted sizes; with n far below the feature dimension (2048)
 it does not hold: ``benchmarks/bench_coverage.py`` measured FID_inf 390 above the population FID
@@ -89,8 +90,10 @@ def _fractions(n: int, n_points: int, min_fraction: float) -> np.ndarray:
 
 def features_to_fid_inf(features: np.ndarray, reference: np.ndarray | GaussianStatistics, *, seed: int,
                         alpha: float = 0.05, n_points: int = DEFAULT_POINTS,
-                        min_fraction: float = DEFAULT_MIN_FRACTION) -> FidInfResult:
-    """FID_inf of generated ``features`` (n, d) against reference features (m, d) or saved statistics."""
+                        min_fraction: float = DEFAULT_MIN_FRACTION,
+                        images: intervals.ImageClusters = intervals.ITEMS_ARE_IMAGES) -> FidInfResult:
+    """FID_inf of generated ``features`` (n, d) against reference features (m, d) or saved statistics;
+    ``images`` (the image of each item on both sides) clusters the sampling error."""
     x = np.asarray(features, np.float64)
     n = len(x)
     fractions = _fractions(n, n_points, min_fraction)
@@ -115,7 +118,7 @@ def features_to_fid_inf(features: np.ndarray, reference: np.ndarray | GaussianSt
         influence = intervals.fid_influence_fixed_reference(x, reference.mu, reference.sigma)
     else:
         influence = intervals.fid_influence(x, reference)
-    se_sampling = math.sqrt(intervals.delta_variance(influence, np.arange(n), n))
+    se_sampling = math.sqrt(images.variance(influence))
     se = math.hypot(se_sampling, se_fit)
     half = intervals.z_quantile(alpha) * se
     warnings: tuple[str, ...] = ()

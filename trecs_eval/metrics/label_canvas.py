@@ -14,7 +14,8 @@ Any system that returns a canvas (H×W uint8 COCO-Stuff ids) can be scored.
   Over the set: ``TP_c``, ``G_c`` (gold pixels of c), ``P_c`` (predicted pixels of c on valid
   gold pixels) summed over images; pixel accuracy ``Σ TP_c / Σ G_c``;
   ``IoU_c = TP_c / (G_c + P_c - TP_c)``; mIoU = mean IoU_c over the labels with
-  ``G_c + P_c > 0``. Per image: the same on that image alone. CIs resample images.
+  ``G_c + P_c > 0``. Per narrative: the same on its canvas alone. CIs resample images: the
+  counts of all narratives of an image enter a resample together (``params['n_clusters']``).
 * **Tag accuracy** (``tag_accuracy``, ``tag_macro_f1``): delegated to
   :mod:`trecs_eval.metrics.tag_accuracy`; CIs resample narratives.
 
@@ -36,7 +37,7 @@ from trecs_eval.data.narratives import Narrative, points_for_words
 from trecs_eval.errors import InputError, TrecsEvalError
 from trecs_eval.metrics import tag_accuracy as tag_metrics
 from trecs_eval.metrics.bootstrap import DEFAULT_N_RESAMPLES, bootstrap_mean_ci, bootstrap_statistic_ci
-from trecs_eval.metrics.intervals import containment_warning
+from trecs_eval.metrics.intervals import cluster_codes, containment_warning
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 TRACE_CANVAS_INFO = MetricInfo("trace_canvas_accuracy", True, "fraction",
@@ -178,17 +179,30 @@ def segmentation_metrics(items: Sequence[EvalItem], canvases: Canvases, *, seed:
         raise InputError("gold segmentation has no labelled pixel", str(bad.gold_segmentation))
     unscored = len(items) - len(scored)
     warnings = (f"{unscored} of {len(items)} items have no gold map",) if unscored else ()
+    by_image = counts_per_image(scored, counts)
     results = []
     for info, fn in ((PIXEL_ACCURACY_INFO, pixel_accuracy_from_counts), (MIOU_INFO, miou_from_counts)):
-        low, high = bootstrap_statistic_ci(len(scored), lambda idx, fn=fn: fn(counts[idx].sum(axis=0)),
+        low, high = bootstrap_statistic_ci(len(by_image), lambda idx, fn=fn: fn(by_image[idx].sum(axis=0)),
                                            n_resamples=n_resamples, seed=seed)
         per_sample = {item.item_id: fn(c) for item, c in zip(scored, counts, strict=True)}
         value = fn(counts.sum(axis=0))
         results.append(MetricResult(info.name, value, True, len(scored), low, high, seed=seed,
                                     warnings=warnings + containment_warning(info.name, value, low, high),
-                                    params={"n_resamples": n_resamples},
+                                    params={"n_resamples": n_resamples, "n_clusters": len(by_image)},
                                     per_sample=per_sample))
     return results
+
+
+def counts_per_image(items: Sequence[EvalItem], counts: np.ndarray) -> np.ndarray:
+    """(C, 3, 256): the items' counts summed per image, images in order of first appearance.
+
+    The pooled ratios' bootstrap resamples these rows: narratives of one image (each with its own
+    canvas) are not independent, so an image and all its narratives enter a resample together.
+    """
+    codes, n_images = cluster_codes([item.narrative.image_id for item in items], len(items))
+    by_image = np.zeros((n_images, *counts.shape[1:]), dtype=counts.dtype)
+    np.add.at(by_image, codes, counts)
+    return by_image
 
 
 def tag_metrics_results(items: Sequence[EvalItem], predicted: Mapping[str, Sequence[str]], *, seed: int = 0,

@@ -128,7 +128,8 @@ class MetricInputs:
     its extractor identity (``ExtractorIdentity.to_dict()``); ``reference[space]``
     the same for the reference set (or saved statistics), present when the metric needs
     ``reference``; ``texts`` the CLIP narrative embeddings (``text``); ``canvases`` item id ->
-    canvas PNG (``canvas``); ``items`` the evaluation items (``items``; gold tags and maps).
+    canvas PNG (``canvas``); ``items`` the evaluation items (``items``; gold tags and maps);
+    ``reference_images`` the image of each reference row (each image appears once).
     """
 
     system: str
@@ -142,6 +143,7 @@ class MetricInputs:
     narratives: tuple[Narrative, ...] = ()
     canvases: Mapping[str, Path] | None = None
     items: Sequence[EvalItem] = ()
+    reference_images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

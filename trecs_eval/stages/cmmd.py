@@ -15,6 +15,7 @@ from typing import Any
 
 from trecs_eval.features.cmmd_clip import CMMD_CLIP_MODEL, CMMD_CLIP_PRETRAINED
 from trecs_eval.metrics import cmmd
+from trecs_eval.metrics.intervals import ImageClusters
 from trecs_eval.metrics.types import Metric, MetricInfo, MetricInputs, MetricResult
 
 SPACE = "clip_cmmd"
@@ -29,9 +30,10 @@ def defines_cmmd(identity: Mapping[str, Any]) -> bool:
 
 def _cmmd(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
     identity = dict(inputs.identities[SPACE])
-    clusters = [n.image_id for n in inputs.narratives] or None  # narratives of one image resample together
+    images = ImageClusters.of_inputs(inputs)  # narratives of one image are one sampling unit
     found = cmmd.cmmd_result(inputs.features[SPACE], inputs.reference[SPACE], alpha=params["alpha"],
-                             estimator=params["estimator"], clusters=clusters, interval=params["interval"])
+                             estimator=params["estimator"], clusters=images.generated,
+                             interval=params["interval"], reference_clusters=images.reference)
     defines, extra = defines_cmmd(identity), identity.get("extra", {})
     warnings = found.warnings if defines else (*found.warnings, (
         f"embeddings from {extra.get('model')} ({extra.get('pretrained')}): "

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from trecs_eval.metrics import engine, fid
+from trecs_eval.metrics.intervals import ImageClusters
 from trecs_eval.metrics.types import Metric, MetricInfo, MetricInputs, MetricResult
 
 SPACE = "dinov2"
@@ -35,7 +36,7 @@ def _fd_dinov2(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
     gen, ref = inputs.features[SPACE], inputs.reference[SPACE]
     fid.check_identity(gen.identity, ref.identity, "reference features")
     found = engine._fid(_Pool(gen.features), _Pool(ref.features), inputs.seed, params["n_resamples"],
-                        params["alpha"])
+                        params["alpha"], ImageClusters.of_inputs(inputs))
     identity = gen.identity.to_dict()
     defines = bool(identity.get("extra", {}).get("defines_fd_dinov2"))
     warnings = found.warnings if defines else (*found.warnings, (
@@ -44,8 +45,7 @@ def _fd_dinov2(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
         "with the released weights; not comparable to published values"))
     return replace(found, name=INFO.name, extractor=identity, warnings=warnings,
                    status="uncalibrated" if gen.identity.uncalibrated else "ok",
-                   params={**found.params, "defines_fd_dinov2": defines, "n_resamples": params["n_resamples"],
-                           "alpha": params["alpha"]})
+                   params={**found.params, "defines_fd_dinov2": defines, "alpha": params["alpha"]})
 
 
 INFO = MetricInfo("fd_dinov2", False, "squared DINOv2 feature units",

@@ -12,6 +12,7 @@ from typing import Any
 
 from trecs_eval.metrics import engine, fid_inf, inception_score, kid
 from trecs_eval.metrics.fid import INFO as FID_INFO
+from trecs_eval.metrics.intervals import ImageClusters
 from trecs_eval.metrics.types import Metric, MetricInfo, MetricInputs, MetricResult
 
 SPACE = "inception"
@@ -25,7 +26,8 @@ def _compute(name: str) -> Any:
         extra = {key: params[src] for key, src in _EXTRA if src in params}
         return engine.image_metrics(inputs.features[SPACE], inputs.reference.get(SPACE), [name],
                                     seed=inputs.seed, n_bootstrap=params["n_resamples"],
-                                    alpha=params["alpha"], system=inputs.system, **extra)[0]
+                                    alpha=params["alpha"], system=inputs.system,
+                                    images=ImageClusters.of_inputs(inputs), **extra)[0]
 
     compute.__name__ = f"compute_{name}"
     return compute

@@ -20,6 +20,7 @@ import numpy as np
 from trecs_eval.errors import ConfigError
 from trecs_eval.metrics import prdc
 from trecs_eval.metrics.bootstrap import DEFAULT_ALPHA
+from trecs_eval.metrics.intervals import ImageClusters
 from trecs_eval.metrics.types import Metric, MetricInfo, MetricInputs, MetricResult
 
 DEFAULT_SPACE = "inception"
@@ -44,10 +45,11 @@ def _prdc(inputs: MetricInputs, params: Mapping[str, Any]) -> dict[str, MetricRe
     fake, real = vectors(inputs.features[space]), vectors(inputs.reference[space])
     key = (inputs.system, id(fake), id(real), tuple(sorted(params.items())), inputs.seed)
     if _last.get("key") != key:
-        clusters = [n.image_id for n in inputs.narratives] or None
+        images = ImageClusters.of_inputs(inputs)
         found = prdc.prdc_results(real, fake, nearest_k=params["nearest_k"], seed=inputs.seed,
                                   n_resamples=params["n_resamples"], alpha=params["alpha"],
-                                  fake_ids=list(inputs.item_ids), fake_clusters=clusters)
+                                  fake_ids=list(inputs.item_ids), fake_clusters=images.generated,
+                                  real_clusters=images.reference)
         identity = dict(inputs.identities[space])
         status = "uncalibrated" if identity.get("uncalibrated") else "ok"
         # the arrays stay referenced with the key, so their ids cannot be reused while cached
