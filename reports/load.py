@@ -179,6 +179,7 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
 _INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {  # metric declarations the reports read
     "display_name": (_TEXT, False), "higher_is_better": (_FLAG, False), "column_order": ((int,), False),
     "scope": (_TEXT, False), "feature_key": (_TEXT, False), "statistic": (_TEXT, False),
+    "family": (_TEXT, False),
 }
 
 
