@@ -4,11 +4,12 @@ Run ids, system names and metric display names come from configs and from ``resu
 files people share, so each renderer passes them through the function for its format:
 
 * :func:`csv_text`: a cell that a spreadsheet would read as a formula (first character ``=``,
-  ``+``, ``-``, ``@``, tab or carriage return; OWASP's list) gets a leading ``'`` so it stays
-  text. Only text cells go through it; numbers are written as numbers.
+  ``+``, ``-``, ``@``, tab or carriage return; OWASP's list; also after leading spaces) gets a
+  leading ``'`` so it stays text. Only text cells go through it; numbers are written as numbers.
 * :func:`md_text`: one line (line breaks and other control characters become spaces), ``|`` and
   ``\\`` backslash-escaped so a name cannot add a table column, and ``& < >`` as HTML entities so
   raw HTML (``<script>``) never reaches a Markdown viewer that renders it.
+* :func:`one_line` (LaTeX, before its own escaping): a blank line would end a table row's paragraph.
 * :func:`xml_text`: characters XML 1.0 forbids (C0 controls other than tab, LF and CR;
   U+FFFE, U+FFFF; lone surrogates) removed, so a strict parser accepts the document.
 """
@@ -26,15 +27,21 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udff
 
 
 def csv_text(text: str) -> str:
-    """``text`` as a CSV cell no spreadsheet evaluates: a formula trigger first gets a leading ``'``."""
-    text = str(text)
-    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+    """``text`` as a CSV cell no spreadsheet evaluates, on one line: a formula trigger first (after
+    any leading spaces) gets a leading ``'``. Line breaks become spaces: the writer would leave a
+    lone CR unquoted, and a reader would split the row there."""
+    flat = one_line(text)
+    return "'" + flat if flat.lstrip().startswith(FORMULA_TRIGGERS) else flat
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of line breaks and other control characters replaced by one space."""
+    return _LINE_BREAKS.sub(" ", str(text))
 
 
 def md_text(text: str) -> str:
     """``text`` as inline Markdown on one line, inside or outside a table, showing as written."""
-    one_line = _LINE_BREAKS.sub(" ", str(text))
-    return "".join(_MD_SPECIAL.get(ch, ch) for ch in one_line)
+    return "".join(_MD_SPECIAL.get(ch, ch) for ch in one_line(text))
 
 
 def xml_text(text: str) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.escape import csv_text, md_text
+from reports.escape import csv_text, md_text, one_line
 from reports.load import LoadedRun, as_run, declared_info
 from reports.outcome import is_uncalibrated, reason
 from trecs_eval.errors import InputError
@@ -299,7 +299,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 
 def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in one_line(text))
 
 
 def column_decimals(values: Sequence[float]) -> int:
