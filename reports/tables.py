@@ -157,7 +157,7 @@ class Table:
         return f"{value} [{cell.ci_low:.{column.decimals}f}, {cell.ci_high:.{column.decimals}f}]"
 
     def text(self, row: int, col: int) -> str:
-        """Plain text of a cell (no emphasis): number, CI and the uncalibrated mark, or failed / unavailable / n/a."""
+        """Plain text of a cell (no emphasis): number, CI and uncalibrated mark; failed, unavailable, n/a."""
         cell = self.cells[row][col]
         if cell.status in ("failed", "unavailable"):
             return cell.status
