@@ -180,3 +180,17 @@ def test_a_compare_error_naming_a_hostile_system_stays_one_line(tmp_path, capsys
     assert main(["-q", "compare", str(a), str(b), "--metrics", "is"]) == 2  # IS needs more images
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and "tre|cs\\n# injected" in err, err
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "html"])
+def test_a_lone_surrogate_in_a_name_is_refused_in_one_line(tmp_path, fmt, capsys):
+    run = make_run_dir(tmp_path / "run", systems=("s0",), n_items=3, hostile_item=False)
+    path = run / "results.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["systems"][0]["name"] = "s\ud800x"
+    path.write_text(json.dumps(data), encoding="utf-8")  # ASCII: written as the escape \ud800
+    assert main(["-q", "report", str(run), "--format", fmt, "--out", str(tmp_path / f"s.{fmt}")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert "results.json" in err and "systems[0].name" in err and "surrogate" in err
+    assert not (tmp_path / f"s.{fmt}").exists()
