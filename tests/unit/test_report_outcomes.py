@@ -181,3 +181,19 @@ def test_summary_is_one_narrow_table_per_family_and_notes_once(demo):
     for family, names in grouped.items():
         section = re.search(rf'data-family="{re.escape(family)}">(.*?)</section>', page).group(1)
         assert section.count("<th title=") == len(names)
+
+
+def test_history_marks_only_the_random_weight_numbers_of_a_mixed_run(demo, tmp_path):
+    import shutil
+
+    from reports.history import load_history
+
+    shutil.copytree(demo, tmp_path / "runs" / "demo")
+    table = load_history(tmp_path / "runs").table()
+    for c, column in enumerate(table.columns):
+        name = column.key.split(":")[1]
+        status = table.cells[0][c].status
+        if name in RANDOM_CLIP_METRICS:
+            assert status == "uncalibrated", column.key
+        elif name in ("fid", "kid"):
+            assert status == "ok", column.key  # real Inception weights: no mark, whatever the run flag
