@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 
 from reports import plots
 from reports.load import LoadedRun, as_run
-from reports.outcome import metric_outcomes, shown_metrics
+from reports.outcome import column_stamped, metric_outcomes, shown_metrics
 from reports.tables import UNCALIBRATED_BANNER, display_name, families, ordered_metrics, summary_table
 from trecs_eval.atomic import write_text
 from trecs_eval.data.coco_stuff import PALETTE, UNLABELED_IDS, colorize, label_name
@@ -256,12 +256,14 @@ def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: i
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     per_label = plots.per_label_values(run)
+    stamps = {name: column_stamped(run, name) for name in [*per_label, *run.per_sample_columns]}
     return env.get_template("report.html.j2").render(
         title=f"trecs-eval report: {run.results.run_id}",
         uncalibrated=run.uncalibrated, banner=UNCALIBRATED_BANNER,
         table_html=summary_html(run), charts=metric_charts(run),
-        per_label=[(display_name(m, run), plots.per_label_chart(m, v)) for m, v in per_label.items()],
-        distributions=[(display_name(c, run), plots.distribution_chart(run, c))
+        per_label=[(m, display_name(m, run), plots.per_label_chart(m, v, stamps[m]), stamps[m])
+                   for m, v in per_label.items()],
+        distributions=[(c, display_name(c, run), plots.distribution_chart(run, c, stamps[c]), stamps[c])
                        for c in run.per_sample_columns],
         gallery=gallery(run, gallery_size, seed), gallery_seed=seed, extremes=extremes(run),
         provenance=provenance(run),

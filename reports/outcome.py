@@ -106,3 +106,10 @@ def shown_metrics(run: LoadedRun) -> list[str]:
 
 def metric_outcomes(run: LoadedRun, metric: str, label: str) -> MetricOutcomes:
     return MetricOutcomes(metric, label, {s: run.metric(s, metric) for s in run.systems})
+
+
+def column_stamped(run: LoadedRun, column: str) -> bool:
+    """A per-sample column of samples.parquet holds random-weight numbers: it belongs to a metric
+    (its own name, or the longest metric name it extends, ``r_precision_rank``) that is stamped."""
+    owners = [m for m in run.metric_names if column == m or column.startswith(m + "_")]
+    return bool(owners) and metric_outcomes(run, max(owners, key=len), column).stamped

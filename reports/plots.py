@@ -80,9 +80,14 @@ def metric_bars(outcomes: MetricOutcomes) -> str:
         arrow += ", log scale"
     ax.set_title(outcomes.label + arrow, fontsize=10)
     if outcomes.stamped:
-        ax.text(0.5, 0.5, STAMP_TEXT, transform=ax.transAxes, ha="center", va="center",
-                fontsize=18, color="#b00020", alpha=0.35, rotation=20)
+        stamp(ax)
     return figure_to_uri(fig)
+
+
+def stamp(ax: plt.Axes) -> None:
+    """The UNCALIBRATED watermark, for a chart whose own numbers came from random weights."""
+    ax.text(0.5, 0.5, STAMP_TEXT, transform=ax.transAxes, ha="center", va="center",
+            fontsize=18, color="#b00020", alpha=0.35, rotation=20)
 
 
 def per_label_values(run: LoadedRun) -> dict[str, dict[str, dict[str, float]]]:
@@ -96,7 +101,7 @@ def per_label_values(run: LoadedRun) -> dict[str, dict[str, dict[str, float]]]:
     return found
 
 
-def per_label_chart(metric: str, by_system: Mapping[str, Mapping[str, float]]) -> str:
+def per_label_chart(metric: str, by_system: Mapping[str, Mapping[str, float]], stamped: bool = False) -> str:
     """Grouped horizontal bars: one group per label (up to PER_LABEL_TOP labels), one bar per system."""
     labels = sorted({label for values in by_system.values() for label in values})
     mean = {lab: np.nanmean([v.get(lab, np.nan) for v in by_system.values()]) for lab in labels}
@@ -112,10 +117,12 @@ def per_label_chart(metric: str, by_system: Mapping[str, Mapping[str, float]]) -
     ax.invert_yaxis()
     ax.set_xlabel(display_name(metric) + " per label")
     ax.legend(fontsize=7, loc="lower right")
+    if stamped:
+        stamp(ax)
     return figure_to_uri(fig)
 
 
-def distribution_chart(run: LoadedRun, column: str) -> str:
+def distribution_chart(run: LoadedRun, column: str, stamped: bool = False) -> str:
     """Box plot (with the individual points) of one per-sample score for each system."""
     assert run.samples is not None
     systems = run.systems
@@ -131,6 +138,8 @@ def distribution_chart(run: LoadedRun, column: str) -> str:
     counts = ", ".join(str(d.size) for d in data)
     ax.set_title(f"{display_name(column, run)} per sample (n = {counts}"
                  + (f"; {missing} missing values not drawn)" if missing else ")"), fontsize=9)
+    if stamped:
+        stamp(ax)
     return figure_to_uri(fig)
 
 

@@ -130,9 +130,9 @@ def demo_page(tmp_path_factory):
 
 def test_demo_report_stamps_only_random_weight_charts(demo_page):
     page, messages = demo_page
-    charts = page.locator("figure.metric-chart").all()
-    assert len(charts) > len(RANDOM_CLIP_METRICS)
-    for chart in charts:
+    charts = page.locator("figure.metric-chart, figure.distribution-chart, figure.per-label-chart").all()
+    assert len(charts) > 2 * len(RANDOM_CLIP_METRICS)
+    for chart in charts:  # a CLIP metric's distribution of per-sample scores is stamped too
         metric = chart.get_attribute("data-metric")
         caption = chart.locator("figcaption").inner_text()
         pixels = _stamp_pixels(chart.locator("img").screenshot())
@@ -145,14 +145,14 @@ def test_demo_report_stamps_only_random_weight_charts(demo_page):
 
 def test_demo_report_says_not_applicable_unavailable_and_failed_apart(demo_page):
     page, _ = demo_page
-    assert page.locator('figure[data-metric="is"]').count() == 0  # no empty frame
+    assert page.locator('figure.metric-chart[data-metric="is"]').count() == 0  # no empty frame
     line = page.locator('p.metric-line[data-metric="is"]').inner_text()
     assert "unavailable for every system" in line and IS_UNAVAILABLE_WHY in line and "failed" not in line
     no_canvas = ", ".join(s for s in DEMO_SYSTEMS if s not in CANVAS_SYSTEMS)
     for metric in CANVAS_METRICS:
-        caption = page.locator(f'figure[data-metric="{metric}"] figcaption').inner_text()
+        caption = page.locator(f'figure.metric-chart[data-metric="{metric}"] figcaption').inner_text()
         assert f"not applicable to {no_canvas}" in caption and "failed" not in caption, caption
-    density = page.locator('figure[data-metric="density"] figcaption').inner_text()
+    density = page.locator('figure.metric-chart[data-metric="density"] figcaption').inner_text()
     assert f"failed for noise: {DENSITY_FAILED_WHY}" in density
     summary = page.locator("#summary ~ section.family")
     cells = {status: summary.locator(f"td.{status}").all_inner_texts()

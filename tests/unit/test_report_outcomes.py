@@ -19,6 +19,7 @@ from reports.outcome import (
     FAILED,
     NOT_APPLICABLE,
     UNAVAILABLE,
+    column_stamped,
     is_uncalibrated,
     metric_outcomes,
     shown_metrics,
@@ -197,3 +198,11 @@ def test_history_marks_only_the_random_weight_numbers_of_a_mixed_run(demo, tmp_p
             assert status == "uncalibrated", column.key
         elif name in ("fid", "kid"):
             assert status == "ok", column.key  # real Inception weights: no mark, whatever the run flag
+
+
+def test_per_sample_charts_are_stamped_only_for_random_weight_columns(demo):
+    run = load_run(demo)
+    stamped = {c for c in run.per_sample_columns if column_stamped(run, c)}
+    assert stamped == set(RANDOM_CLIP_METRICS) & set(run.per_sample_columns)  # not trace_canvas_accuracy
+    assert stamped  # the fixture's samples hold CLIPScore and R-precision columns
+    assert not column_stamped(run, "trace_canvas_accuracy") and not column_stamped(run, "unrelated")
