@@ -293,7 +293,7 @@ def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Se
             test = paired_delta_test(mean_influence(va), mean_influence(vb), alpha, _clusters(a, items))
             source = "samples"
     except TrecsEvalError as err:
-        raise TrecsEvalError(f"comparing {system}/{metric}: {err}") from None
+        raise TrecsEvalError(f"comparing {system!r}/{metric}: {err}") from None  # one line, whatever the name
     return _replace(row, source=source, value_a=value_a, value_b=value_b, delta=test.difference,
                     ci_low=test.ci_low, ci_high=test.ci_high, p_value=test.p_value,
                     n_clusters=test.n_clusters, method=test.method)

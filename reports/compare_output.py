@@ -1,4 +1,8 @@
-"""Render a regression-gate Comparison as Markdown, JSON or JUnit XML (one test case per metric)."""
+"""Render a regression-gate Comparison as Markdown, JSON or JUnit XML (one test case per metric).
+
+System and metric names and run paths are untrusted: Markdown gets them through
+:func:`reports.escape.md_text` (a ``|`` cannot add a column, a newline cannot add a row), JUnit
+without the characters XML 1.0 forbids (:func:`reports.escape.clean_xml_tree`)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import math
 import xml.etree.ElementTree as ET
 
 from reports.compare import NOT_COMPARED, WORSE, Comparison, MetricComparison
+from reports.escape import clean_xml_tree, md_text
 from reports.tables import display_name
 
 COMPARE_FORMATS = ("md", "json", "junit")
@@ -26,12 +31,12 @@ def _row_text(r: MetricComparison) -> str:
 
 def to_markdown(c: Comparison) -> str:
     status = "FAIL: regression" if c.exit_code else "PASS: no regression beyond thresholds"
-    lines = [f"**Regression gate: {status}**", "", f"A = `{c.run_a}`  ", f"B = `{c.run_b}`  ",
+    lines = [f"**Regression gate: {status}**", "", f"A = {md_text(c.run_a)}  ", f"B = {md_text(c.run_b)}  ",
              f"delta = B − A over the shared items; FID/KID: paired delta-method z-test, IS: paired t over "
              f"splits, per-item metrics: paired z-test, variance clustered by image; "
              f"{100 * (1 - c.alpha):g} % CI (unadjusted); significant = {c.correction}-adjusted "
              f"p < {c.alpha:g} (family-wise error over all rows); KID = unbiased MMD² over all pairs", ""]
-    lines += [f"> warning: {w}" for w in c.warnings] + ([""] if c.warnings else [])
+    lines += [f"> warning: {md_text(w)}" for w in c.warnings] + ([""] if c.warnings else [])
     lines.append("| System | Metric | A | B | Δ (B−A) | 95 % CI | p | p adj. | n (images) | Verdict "
                  "| Threshold | Gate |")
     lines.append("|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---|")
@@ -41,10 +46,10 @@ def to_markdown(c: Comparison) -> str:
         verdict = r.verdict if r.verdict != NOT_COMPARED else f"not compared ({r.reason})"
         if r.verdict == WORSE:
             verdict = f"**{verdict}**"
-        lines.append(f"| {r.system} | {display_name(r.metric)} {arrow} | {_num(r.value_a)} "
+        lines.append(f"| {md_text(r.system)} | {md_text(display_name(r.metric))} {arrow} | {_num(r.value_a)} "
                      f"| {_num(r.value_b)} | {_num(r.delta)} | [{_num(r.ci_low)}, {_num(r.ci_high)}] "
                      f"| {_num(r.p_value, 3)} | {_num(r.p_adjusted, 3)} | {r.n} ({r.n_clusters}) "
-                     f"| {verdict.replace('|', '/')} | {_num(r.threshold)} | {gate} |")
+                     f"| {md_text(verdict)} | {_num(r.threshold)} | {gate} |")
     return "\n".join(lines) + "\n"
 
 
@@ -73,6 +78,7 @@ def to_junit(c: Comparison) -> str:
             ET.SubElement(case, "system-out").text = _row_text(r)
     if c.warnings:
         ET.SubElement(suite, "system-err").text = "\n".join(c.warnings)
+    clean_xml_tree(suite)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 

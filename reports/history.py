@@ -18,7 +18,7 @@ from markupsafe import Markup
 from reports import plots
 from reports.html import TEMPLATE_DIR
 from reports.load import LoadedRun, load_run
-from reports.tables import Cell, Column, Table, column_decimals, display_name, ordered_metrics
+from reports.tables import Cell, Column, Table, column_decimals, display_name, ordered_metrics, result_cell
 from trecs_eval.errors import InputError
 from trecs_eval.results import RESULTS_FILE
 
@@ -48,11 +48,7 @@ class History:
         return [(s, m) for m in metrics for s in systems if (s, m) in seen]
 
     def _cell(self, run: LoadedRun, system: str, metric: str) -> Cell:
-        result = run.metric(system, metric)
-        if result is None:
-            return Cell()
-        status = "uncalibrated" if run.uncalibrated and result.status == "ok" else result.status
-        return Cell(result.value, result.ci_low, result.ci_high, status)
+        return result_cell(run.metric(system, metric))  # each result carries its own calibration
 
     def _direction(self, system: str, metric: str) -> bool | None:
         declared = {r.higher_is_better for run in self.runs if (r := run.metric(system, metric)) is not None}

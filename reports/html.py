@@ -1,6 +1,8 @@
 """The self-contained HTML report of one run directory (inline CSS, images embedded as base64).
 
-Sections: summary table, one bar chart per metric with CI whiskers, per-label accuracy (when
+Sections: summary tables (one per metric family, so the page never scrolls sideways), one bar
+chart per metric with CI whiskers (stamped UNCALIBRATED only where its own numbers came from
+random weights; a metric no system has a number for gets one line instead), per-label accuracy (when
 a metric's params carry ``per_label*`` data; otherwise the report says it is absent),
 per-sample score distributions, a seeded gallery (narrative with coloured utterances, the
 trace drawn over the reference image, each system's image and canvas with a label legend),
@@ -13,6 +15,7 @@ page contains no script at all.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 from dataclasses import dataclass, field
@@ -26,7 +29,8 @@ from PIL import Image, ImageDraw
 
 from reports import plots
 from reports.load import LoadedRun, as_run
-from reports.tables import UNCALIBRATED_BANNER, display_name, ordered_metrics, summary_table
+from reports.outcome import column_stamped, metric_outcomes, shown_metrics
+from reports.tables import UNCALIBRATED_BANNER, display_name, families, ordered_metrics, summary_table
 from trecs_eval.atomic import write_text
 from trecs_eval.data.coco_stuff import PALETTE, UNLABELED_IDS, colorize, label_name
 from trecs_eval.data.narratives import Narrative, align_utterances
@@ -216,20 +220,50 @@ def provenance(run: LoadedRun) -> dict[str, object]:
             "systems": r.systems}
 
 
+def summary_html(run: LoadedRun) -> Markup:
+    """The summary table split by metric family (one narrow table each), footnotes once below."""
+    table = summary_table(run)
+    keys = [c.key for c in table.columns]
+    parts = []
+    for family, metrics in families(keys, run).items():
+        sub = table.subset([keys.index(m) for m in metrics], f"{table.title}: {family}")
+        parts.append(f'<section class="family" data-family="{html.escape(family, quote=True)}">'
+                     f"{sub.to_html(banner=False, notes=False)}</section>")
+    parts += [f'<p class="note">{html.escape(n)}</p>' for n in table.footnotes()]
+    return Markup("".join(parts))  # the Table renderer escapes every cell itself
+
+
+def metric_charts(run: LoadedRun) -> list[tuple[str, list[dict[str, object]]]]:
+    """``[(family, charts)]``: per metric a bar chart, or only a line when no system has a number."""
+    grouped = families(ordered_metrics(shown_metrics(run), run), run)
+    sections = []
+    for family, metrics in grouped.items():
+        charts = []
+        for metric in metrics:
+            outcomes = metric_outcomes(run, metric, display_name(metric, run))
+            drawn = outcomes.has_values
+            charts.append({"metric": metric, "label": outcomes.label, "stamped": drawn and outcomes.stamped,
+                           "uri": plots.metric_bars(outcomes) if drawn else "",
+                           "notes": outcomes.notes() if drawn else [],
+                           "line": "" if drawn else outcomes.line()})
+        sections.append((family, charts))
+    return sections
+
+
 def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> str:
     """The whole report as one HTML string."""
     run = as_run(run)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     per_label = plots.per_label_values(run)
+    stamps = {name: column_stamped(run, name) for name in [*per_label, *run.per_sample_columns]}
     return env.get_template("report.html.j2").render(
         title=f"trecs-eval report: {run.results.run_id}",
         uncalibrated=run.uncalibrated, banner=UNCALIBRATED_BANNER,
-        table_html=Markup(summary_table(run).to_html()),  # the Table renderer escapes every cell itself
-        bars=[(display_name(m, run), plots.metric_bars(run, m))
-              for m in ordered_metrics(run.metric_names, run)],
-        per_label=[(display_name(m, run), plots.per_label_chart(m, v)) for m, v in per_label.items()],
-        distributions=[(display_name(c, run), plots.distribution_chart(run, c))
+        table_html=summary_html(run), charts=metric_charts(run),
+        per_label=[(m, display_name(m, run), plots.per_label_chart(m, v, stamps[m]), stamps[m])
+                   for m, v in per_label.items()],
+        distributions=[(c, display_name(c, run), plots.distribution_chart(run, c, stamps[c]), stamps[c])
                        for c in run.per_sample_columns],
         gallery=gallery(run, gallery_size, seed), gallery_seed=seed, extremes=extremes(run),
         provenance=provenance(run),

@@ -179,6 +179,7 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
 _INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {  # metric declarations the reports read
     "display_name": (_TEXT, False), "higher_is_better": (_FLAG, False), "column_order": ((int,), False),
     "scope": (_TEXT, False), "feature_key": (_TEXT, False), "statistic": (_TEXT, False),
+    "family": (_TEXT, False),
 }
 
 
@@ -191,8 +192,27 @@ def _check_field(value: object, kinds: tuple[type, ...], optional: bool, path: P
         raise InputError(f"{value!r} where {expected} belongs", path=str(path), field=field)
 
 
+def _check_unicode(value: object, path: Path, field: str) -> None:
+    """JSON's ``\\ud800`` escapes give lone surrogates, which no output file or terminal can encode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError("text holds a lone surrogate (a \\ud800-\\udfff escape): not valid Unicode",
+                             path=str(path), field=field or None) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_unicode(key, path, field)
+            _check_unicode(item, path, f"{field}.{key}" if field else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_unicode(item, path, f"{field}[{i}]")
+
+
 def check_results(results: RunResults, path: Path) -> RunResults:
-    """Every field a report reads has the type the schema says (InputError naming the field)."""
+    """Every field a report reads has the type the schema says, and all text is valid Unicode
+    (InputError naming the field)."""
+    _check_unicode(results.to_dict(), path, "")
     for key, (kinds, optional) in _RUN_FIELDS.items():
         _check_field(getattr(results, key), kinds, optional, path, key)
     for i, system in enumerate(results.systems):

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from reports.load import LoadedRun
+from reports.outcome import FAILED, UNAVAILABLE, VALUE, MetricOutcomes, state
 from reports.tables import display_name
 
 FIGURE_DPI = 96
@@ -44,11 +45,21 @@ def wants_log_scale(values: Sequence[float]) -> bool:
     return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > LOG_SCALE_SPAN
 
 
-def metric_bars(run: LoadedRun, metric: str) -> str:
-    """Bar per system with asymmetric 95 % CI whiskers; failed/missing systems are labelled, not drawn."""
-    systems = run.systems
-    results = [run.metric(s, metric) for s in systems]
-    values = [r.value if r is not None and r.status != "failed" else math.nan for r in results]
+# Labels of the slots that hold no bar; each non-number is said for what it is (reports.outcome).
+SLOT_COLOURS = {UNAVAILABLE: "#8a6d00", FAILED: "#b00020"}
+STAMP_TEXT = "UNCALIBRATED"
+
+
+def metric_bars(outcomes: MetricOutcomes) -> str:
+    """Bar per system with asymmetric 95 % CI whiskers, for the systems the metric applies to.
+
+    An unavailable or failed system keeps its slot, labelled ``unavailable`` or ``failed``; a
+    not-applicable one gets no slot (the caption says so). The chart is stamped UNCALIBRATED only
+    when one of its own numbers came from random weights (:attr:`MetricOutcomes.stamped`).
+    """
+    systems = outcomes.drawn
+    results = [outcomes.results[s] for s in systems]
+    values = [r.value if r is not None and state(r) == VALUE else math.nan for r in results]
     lows = [max(v - r.ci_low, 0.0) if r is not None and math.isfinite(r.ci_low) else 0.0
             for v, r in zip(values, results, strict=True)]
     highs = [max(r.ci_high - v, 0.0) if r is not None and math.isfinite(r.ci_high) else 0.0
@@ -59,18 +70,24 @@ def metric_bars(run: LoadedRun, metric: str) -> str:
     x = np.arange(len(systems))
     drawn = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)  # bar height only; labelled below
     ax.bar(x, drawn, color="#4c72b0", yerr=[lows, highs], capsize=4, ecolor="#222222")
-    for xi, value in zip(x, values, strict=True):
+    for xi, value, result in zip(x, values, results, strict=True):
         if not math.isfinite(value):
-            ax.text(xi, 0, "failed / n/a", ha="center", va="bottom", rotation=90, color="#b00020")
+            kind = state(result) if state(result) != VALUE else FAILED  # a non-finite "ok" value
+            ax.text(xi, 0, kind, ha="center", va="bottom", rotation=90, color=SLOT_COLOURS[kind])
     ax.set_xticks(x, systems, rotation=20, ha="right")
     if wants_log_scale(values):
         ax.set_yscale("log")
         arrow += ", log scale"
-    ax.set_title(display_name(metric, run) + arrow, fontsize=10)
-    if run.uncalibrated:
-        ax.text(0.5, 0.5, "UNCALIBRATED", transform=ax.transAxes, ha="center", va="center",
-                fontsize=18, color="#b00020", alpha=0.35, rotation=20)
+    ax.set_title(outcomes.label + arrow, fontsize=10)
+    if outcomes.stamped:
+        stamp(ax)
     return figure_to_uri(fig)
+
+
+def stamp(ax: plt.Axes) -> None:
+    """The UNCALIBRATED watermark, for a chart whose own numbers came from random weights."""
+    ax.text(0.5, 0.5, STAMP_TEXT, transform=ax.transAxes, ha="center", va="center",
+            fontsize=18, color="#b00020", alpha=0.35, rotation=20)
 
 
 def per_label_values(run: LoadedRun) -> dict[str, dict[str, dict[str, float]]]:
@@ -84,7 +101,7 @@ def per_label_values(run: LoadedRun) -> dict[str, dict[str, dict[str, float]]]:
     return found
 
 
-def per_label_chart(metric: str, by_system: Mapping[str, Mapping[str, float]]) -> str:
+def per_label_chart(metric: str, by_system: Mapping[str, Mapping[str, float]], stamped: bool = False) -> str:
     """Grouped horizontal bars: one group per label (up to PER_LABEL_TOP labels), one bar per system."""
     labels = sorted({label for values in by_system.values() for label in values})
     mean = {lab: np.nanmean([v.get(lab, np.nan) for v in by_system.values()]) for lab in labels}
@@ -100,10 +117,12 @@ def per_label_chart(metric: str, by_system: Mapping[str, Mapping[str, float]]) -
     ax.invert_yaxis()
     ax.set_xlabel(display_name(metric) + " per label")
     ax.legend(fontsize=7, loc="lower right")
+    if stamped:
+        stamp(ax)
     return figure_to_uri(fig)
 
 
-def distribution_chart(run: LoadedRun, column: str) -> str:
+def distribution_chart(run: LoadedRun, column: str, stamped: bool = False) -> str:
     """Box plot (with the individual points) of one per-sample score for each system."""
     assert run.samples is not None
     systems = run.systems
@@ -119,6 +138,8 @@ def distribution_chart(run: LoadedRun, column: str) -> str:
     counts = ", ".join(str(d.size) for d in data)
     ax.set_title(f"{display_name(column, run)} per sample (n = {counts}"
                  + (f"; {missing} missing values not drawn)" if missing else ")"), fontsize=9)
+    if stamped:
+        stamp(ax)
     return figure_to_uri(fig)
 
 

@@ -14,7 +14,9 @@ Every format renders the same cell text.
 
 Uncalibrated results (random weights) carry a ``†`` in every cell and a banner in every
 format (a ``calibration`` column in CSV), so they can never pass for real numbers. A failed
-metric shows ``failed``, a missing one ``n/a``: never a number.
+metric shows ``failed``, an unavailable one ``unavailable`` (a footnote says why for each), a
+metric that does not apply to a system (no result for the pair) ``n/a``: never a number.
+Names (run id, systems, metric headers) are untrusted and escaped per format (:mod:`reports.escape`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reports.escape import csv_text, md_text, one_line
 from reports.load import LoadedRun, as_run, declared_info
+from reports.outcome import is_uncalibrated, reason
 from trecs_eval.errors import InputError
+from trecs_eval.metrics.types import MetricResult
 from trecs_eval.results import RESULTS_FILE
 
 UNCALIBRATED_MARK = "†"
@@ -37,6 +42,8 @@ UNCALIBRATED_BANNER = (f"UNCALIBRATED: numbers marked {UNCALIBRATED_MARK} were c
 UNAVAILABLE_NOTE = ("unavailable: the extractor cannot give this metric here; the result's warnings say "
                     "why (IS needs Inception's 1008-way classifier, which the NVIDIA-format FID weights "
                     "lack; a segmenter-based metric needs images the segmenter can label).")
+NOT_APPLICABLE_NOTE = ("n/a: not applicable: there is no result of this metric for this row (the metric "
+                       "does not apply, e.g. a canvas metric for a system that draws no canvas).")
 CI_STYLES = ("pm", "interval", "none")
 SYMMETRY_REL_TOL = 1e-6  # symmetric intervals agree to round-off; bootstrap ones differ by percent
 
@@ -45,6 +52,24 @@ def display_name(metric: str, run: LoadedRun | None = None) -> str:
     """A metric's column header, from its declaration (``MetricInfo.display_name``): the run's
     ``results.json`` when ``run`` is given, else the installed metric registry."""
     return (run.info(metric) if run is not None else declared_info(metric)).label
+
+
+OTHER_FAMILY = "other"
+
+
+def metric_family(metric: str, run: LoadedRun | None = None) -> str:
+    """The group a metric is shown in (``MetricInfo.family``): the run's declaration, else the
+    installed registry's (runs written before metrics declared one), else :data:`OTHER_FAMILY`."""
+    declared = run.info(metric).family if run is not None else ""
+    return declared or declared_info(metric).family or OTHER_FAMILY
+
+
+def families(metrics: Sequence[str], run: LoadedRun | None = None) -> dict[str, list[str]]:
+    """``{family: metrics}``, families in the order their first metric appears in ``metrics``."""
+    grouped: dict[str, list[str]] = {}
+    for metric in metrics:
+        grouped.setdefault(metric_family(metric, run), []).append(metric)
+    return grouped
 
 
 @dataclass(frozen=True)
@@ -63,12 +88,15 @@ class Column:
 
 @dataclass(frozen=True)
 class Cell:
-    """One value; ``status`` is ok | uncalibrated | failed | unavailable | missing."""
+    """One value; ``status`` is ok | uncalibrated | failed | unavailable | not_applicable (no result).
+
+    ``why``: the reason a failed or unavailable cell has no number (the result's warnings)."""
 
     value: float = math.nan
     ci_low: float = math.nan
     ci_high: float = math.nan
-    status: str = "missing"
+    status: str = "not_applicable"
+    why: str = ""
 
     @property
     def has_value(self) -> bool:
@@ -129,7 +157,7 @@ class Table:
         return f"{value} [{cell.ci_low:.{column.decimals}f}, {cell.ci_high:.{column.decimals}f}]"
 
     def text(self, row: int, col: int) -> str:
-        """Plain text of a cell (no emphasis): number, CI and the uncalibrated mark, or failed / n/a."""
+        """Plain text of a cell (no emphasis): number, CI and uncalibrated mark; failed, unavailable, n/a."""
         cell = self.cells[row][col]
         if cell.status in ("failed", "unavailable"):
             return cell.status
@@ -140,6 +168,17 @@ class Table:
         return self._number(cell, self.columns[col]) + mark
 
     def footnotes(self) -> list[str]:
+        notes = self._common_notes()
+        for c, column in enumerate(self.columns):  # why each failed / unavailable cell has no number
+            by_reason: dict[tuple[str, str], list[str]] = {}
+            for label, row in zip(self.row_labels, self.cells, strict=True):
+                if row[c].status in ("failed", "unavailable") and row[c].why:
+                    by_reason.setdefault((row[c].status, row[c].why), []).append(label)
+            notes += [f"{column.header}: {status} for {', '.join(labels)}: {why}"
+                      for (status, why), labels in by_reason.items()]
+        return notes
+
+    def _common_notes(self) -> list[str]:
         notes = []
         if self.ci_style != "none":
             form = ("value ± half-width where the interval is symmetric, else value [low, high]"
@@ -147,24 +186,26 @@ class Table:
             notes.append(f"Uncertainty: 95 % confidence interval, shown as {form}. Bold: best per column.")
         if self.uncalibrated or any(c.status == "uncalibrated" for row in self.cells for c in row):
             notes.append(f"{UNCALIBRATED_MARK} {UNCALIBRATED_BANNER}.")
-        if any(c.status == "unavailable" for row in self.cells for c in row):
+        if any(c.status == "unavailable" and not c.why for row in self.cells for c in row):
             notes.append(UNAVAILABLE_NOTE)
+        if any(c.status == "not_applicable" for row in self.cells for c in row):
+            notes.append(NOT_APPLICABLE_NOTE)
         return notes
 
     def to_markdown(self) -> str:
         lines = []
         if self.uncalibrated:
             lines += [f"> **{UNCALIBRATED_BANNER}**", ""]
-        lines += [f"**{self.title}**", ""]
+        lines += [f"**{md_text(self.title)}**", ""]
         headers = [self.row_header] + [f"{c.header} {c.arrow}".strip() for c in self.columns]
-        lines.append("| " + " | ".join(h.replace("|", "\\|") for h in headers) + " |")
+        lines.append("| " + " | ".join(md_text(h) for h in headers) + " |")
         lines.append("|" + "---|" + "".join("---:|" for _ in self.columns))
         best = [self.best_rows(c) for c in range(len(self.columns))]
         for r, label in enumerate(self.row_labels):
-            texts = [f"**{self.text(r, c)}**" if r in best[c] else self.text(r, c)
+            texts = [f"**{md_text(self.text(r, c))}**" if r in best[c] else md_text(self.text(r, c))
                      for c in range(len(self.columns))]
-            lines.append("| " + " | ".join(t.replace("|", "\\|") for t in [label, *texts]) + " |")
-        lines += [""] + [f"{n}  " for n in self.footnotes()]
+            lines.append("| " + " | ".join([md_text(label), *texts]) + " |")
+        lines += [""] + [f"{md_text(n)}  " for n in self.footnotes()]
         return "\n".join(lines).rstrip() + "\n"
 
     def to_latex(self) -> str:
@@ -201,23 +242,24 @@ class Table:
         header = [self.row_header.lower()]
         for c in self.columns:
             header += [c.key, f"{c.key}_ci_low", f"{c.key}_ci_high", f"{c.key}_status"]
-        writer.writerow([*header, "calibration"])
+        writer.writerow([csv_text(h) for h in [*header, "calibration"]])
         for label, row in zip(self.row_labels, self.cells, strict=True):
             uncalibrated = any(c.status == "uncalibrated" for c in row)
             calibration = "UNCALIBRATED (random weights)" if uncalibrated else "calibrated"
-            values: list[str] = [label]
+            values: list[str] = [csv_text(label)]  # numbers below stay numbers
             for cell in row:
                 values += [_csv_float(cell.value if cell.has_value else math.nan),
                            _csv_float(cell.ci_low), _csv_float(cell.ci_high), cell.status]
             writer.writerow([*values, calibration])
         return buffer.getvalue()
 
-    def to_html(self) -> str:
-        """A ``<table>`` fragment (escaped), with the uncalibrated banner above it when needed."""
+    def to_html(self, banner: bool = True, notes: bool = True) -> str:
+        """A ``<table>`` fragment (escaped), with the uncalibrated banner above it when needed
+        (``banner``; a page that shows its own passes False) and the footnotes below (``notes``)."""
         esc = html.escape
         best = [self.best_rows(c) for c in range(len(self.columns))]
         parts = []
-        if self.uncalibrated:
+        if banner and self.uncalibrated:
             parts.append(f'<div class="banner uncalibrated">{esc(UNCALIBRATED_BANNER)}</div>')
         parts.append(f'<table class="summary"><caption>{esc(self.title)}</caption><thead><tr>')
         parts.append(f"<th>{esc(self.row_header)}</th>")
@@ -227,13 +269,21 @@ class Table:
             parts.append(f"<tr><th>{esc(label)}</th>")
             for c in range(len(self.columns)):
                 text = esc(self.text(r, c))
-                status = esc(self.cells[r][c].status, quote=True)  # results.json is untrusted input
-                parts.append(f'<td class="{status}">' + (f"<strong>{text}</strong>" if r in best[c] else text)
-                             + "</td>")
+                cell = self.cells[r][c]
+                status = esc(cell.status, quote=True)  # results.json is untrusted input
+                why = f' title="{esc(cell.why, quote=True)}"' if cell.why else ""
+                shown = f"<strong>{text}</strong>" if r in best[c] else text
+                parts.append(f'<td class="{status}"{why}>{shown}</td>')
             parts.append("</tr>")
         parts.append("</tbody></table>")
-        parts += [f'<p class="note">{esc(n)}</p>' for n in self.footnotes()]
+        parts += [f'<p class="note">{esc(n)}</p>' for n in self.footnotes()] if notes else []
         return "".join(parts)
+
+    def subset(self, columns: Sequence[int], title: str) -> Table:
+        """The same rows under some of the columns (bold and notes are per column: unchanged)."""
+        return Table(title, tuple(self.columns[c] for c in columns), self.row_labels,
+                     tuple(tuple(row[c] for c in columns) for row in self.cells),
+                     self.uncalibrated, self.ci_style, self.row_header)
 
     def render(self, fmt: str) -> str:
         renderers = {"md": self.to_markdown, "tex": self.to_latex, "csv": self.to_csv, "html": self.to_html}
@@ -249,7 +299,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 
 def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in one_line(text))
 
 
 def column_decimals(values: Sequence[float]) -> int:
@@ -270,6 +320,15 @@ def ordered_metrics(names: Sequence[str], run: LoadedRun | None = None) -> list[
     return sorted(dict.fromkeys(names), key=lambda name: (info[name].column_order, name))
 
 
+def result_cell(result: MetricResult | None) -> Cell:
+    """A result as a table cell: its own calibration, and why it has no number where it has none."""
+    if result is None:
+        return Cell()
+    status = "uncalibrated" if result.status == "ok" and is_uncalibrated(result) else result.status
+    why = reason(result) if status in ("failed", "unavailable") and result.warnings else ""
+    return Cell(result.value, result.ci_low, result.ci_high, status, why)
+
+
 def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, ci_style: str = "pm") -> Table:
     """The run's main table: one row per system, one column per metric (paper order first)."""
     run = as_run(run)
@@ -281,7 +340,7 @@ def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, c
         if len(declared) > 1:
             raise InputError(f"metric {name!r} declares both directions across systems",
                              path=str(run.run_dir / RESULTS_FILE), field="higher_is_better")
-        cells = [Cell() if m is None else Cell(m.value, m.ci_low, m.ci_high, m.status) for m in results]
+        cells = [result_cell(m) for m in results]
         decimals = column_decimals([c.value for c in cells if c.has_value])
         columns.append(Column(name, display_name(name, run), declared.pop() if declared else None, decimals))
         for row, cell in zip(grid, cells, strict=True):

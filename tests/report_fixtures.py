@@ -172,3 +172,55 @@ def _item_features(seed: int, system: str, indices: range, dims: tuple[int, int,
         "inception_logits": np.stack([r.normal(0.0, 2.0, logits) for r in rows]),
         "clip_image": np.stack([r.normal(0.0, 1.0, clip) for r in rows]),
     }
+
+
+# The demo's shape: real Inception (FID, KID, PRDC: ok), no classifier (IS: unavailable), random CLIP
+# (CLIPScore, R-precision: uncalibrated), canvas metrics for the TReCS systems only (not applicable
+# to the others), segmenter metrics for every system, and one failure.
+DEMO_SYSTEMS = ("trecs", "trecs-oracle", "trecs-no-trace", "retrieval", "real", "noise")
+CANVAS_SYSTEMS = DEMO_SYSTEMS[:3]
+CANVAS_METRICS = ("trace_canvas_accuracy", "canvas_pixel_accuracy", "canvas_miou")
+RANDOM_CLIP_METRICS = ("clip_score", "r_precision")
+DEMO_METRICS = ("fid", "kid", "is", *RANDOM_CLIP_METRICS, *CANVAS_METRICS, "precision", "recall",
+                "density", "coverage",
+                "trace_hit_rate", "seg_trace_accuracy", "seg_pixel_accuracy", "seg_miou")
+IS_UNAVAILABLE_WHY = ("IS unavailable: these Inception weights (nvidia-torchscript) have no 1008-way "
+                      "classifier; pass full torch-fidelity weights for IS")
+DENSITY_FAILED_WHY = "density failed: 3 generated items have no neighbour within the k-NN radius"
+RANDOM_CLIP_IDENTITY = {**CLIP_IDENTITY, "weights_sha256": "2" * 64, "uncalibrated": True}
+
+
+def make_demo_shaped_run(run_dir: Path, *, n_items: int = 6, seed: int = 0) -> Path:
+    """A run directory shaped like the demo's results (see the constants above)."""
+    from dataclasses import replace
+
+    from reports.load import declared_info
+    from trecs_eval.results import read_results
+
+    rng = _rng(seed, "demo-values")
+    values = {name: tuple(float(v) for v in rng.uniform(0.2, 0.9, len(DEMO_SYSTEMS)))
+              for name in DEMO_METRICS}
+    values["fid"] = (84.1, 80.2, 88.8, 120.5, 12.3, 470027.9)  # noise far off: a log axis
+    make_run_dir(run_dir, systems=DEMO_SYSTEMS, n_items=n_items, seed=seed, values=values)
+    results = read_results(run_dir)
+    metrics = []
+    for m in results.metrics:
+        m = replace(m, higher_is_better=declared_info(m.name).higher_is_better)
+        if m.name in CANVAS_METRICS and m.system not in CANVAS_SYSTEMS:
+            continue  # the run holds no result: the metric does not apply
+        if m.name == "is":
+            m = replace(m, value=math.nan, ci_low=math.nan, ci_high=math.nan, status="unavailable",
+                        warnings=(IS_UNAVAILABLE_WHY,))
+        elif m.name in RANDOM_CLIP_METRICS:
+            m = replace(m, status="uncalibrated", extractor=dict(RANDOM_CLIP_IDENTITY))
+        elif m.name == "density" and m.system == "noise":
+            m = replace(m, value=math.nan, ci_low=math.nan, ci_high=math.nan, status="failed",
+                        warnings=(DENSITY_FAILED_WHY,))
+        metrics.append(m)
+    systems = tuple(replace(s, capabilities={"returns_canvas": s.name in CANVAS_SYSTEMS})
+                    for s in results.systems)
+    config = {**results.config, "metrics": [{"name": n, "params": {}} for n in DEMO_METRICS]}
+    write_results(run_dir, replace(results, metrics=tuple(metrics), systems=systems, uncalibrated=True,
+                                   config=config,
+                                   extractors={**results.extractors, "clip": dict(RANDOM_CLIP_IDENTITY)}))
+    return run_dir

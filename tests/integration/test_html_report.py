@@ -19,7 +19,16 @@ import pytest
 from PIL import Image
 
 from reports import build_report
-from tests.report_fixtures import make_run_dir
+from tests.report_fixtures import (
+    CANVAS_METRICS,
+    CANVAS_SYSTEMS,
+    DEMO_SYSTEMS,
+    DENSITY_FAILED_WHY,
+    IS_UNAVAILABLE_WHY,
+    RANDOM_CLIP_METRICS,
+    make_demo_shaped_run,
+    make_run_dir,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -79,3 +88,89 @@ def test_report_renders_in_chromium_without_console_errors(tmp_path):
     top = np.asarray(Image.open(tmp_path / "report.png").convert("RGB"))[:200].reshape(-1, 3).astype(int)
     red_banner = (top[:, 0] > 150) & (top[:, 1] < 40) & (top[:, 2] < 60)
     assert red_banner.mean() > 0.05  # the UNCALIBRATED banner is visible at the top of the page
+
+
+# --- The demo-shaped report in a real browser (Playwright driving Debian's Chromium) -------------------
+
+PAGE_WIDTH = 1400  # the summary must read without scrolling sideways at this width
+# The stamp is #b00020 at alpha 0.35: over white it is (227, 166, 177), over a bar (111, 74, 126).
+STAMP_COLOURS = ((227, 166, 177), (111, 74, 126))
+STAMP_COLOUR_TOL = 14
+STAMP_MIN_PIXELS = 300  # a stamped chart has ~800 such pixels
+NO_STAMP_MAX_PIXELS = 60  # the anti-aliased edge of a red "failed" label has ~25
+
+
+def _stamp_pixels(png: bytes) -> int:
+    import io
+
+    with Image.open(io.BytesIO(png)) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.int64)
+    return int(sum((np.abs(rgb - colour).max(axis=2) < STAMP_COLOUR_TOL).sum() for colour in STAMP_COLOURS))
+
+
+@pytest.fixture(scope="module")
+def demo_page(tmp_path_factory):
+    """The demo-shaped run's report, open in Chromium at PAGE_WIDTH; yields (page, console messages)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package (test extra) is "
+                                   "not installed; `pip install -e .[test]` installs it")
+    executable = _chromium()
+    run = make_demo_shaped_run(tmp_path_factory.mktemp("browser") / "demo")
+    report = build_report(run, formats=("html",))["html"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable,
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-quic"])
+        page = browser.new_page(viewport={"width": PAGE_WIDTH, "height": 1000})
+        messages: list[str] = []
+        page.on("console", lambda m: messages.append(m.text))
+        page.on("pageerror", lambda e: messages.append(str(e)))
+        page.goto(report.resolve().as_uri())
+        yield page, messages
+        browser.close()
+
+
+def test_demo_report_stamps_only_random_weight_charts(demo_page):
+    page, messages = demo_page
+    charts = page.locator("figure.metric-chart, figure.distribution-chart, figure.per-label-chart").all()
+    assert len(charts) > 2 * len(RANDOM_CLIP_METRICS)
+    for chart in charts:  # a CLIP metric's distribution of per-sample scores is stamped too
+        metric = chart.get_attribute("data-metric")
+        caption = chart.locator("figcaption").inner_text()
+        pixels = _stamp_pixels(chart.locator("img").screenshot())
+        if metric in RANDOM_CLIP_METRICS:
+            assert "UNCALIBRATED" in caption and pixels >= STAMP_MIN_PIXELS, (metric, caption, pixels)
+        else:  # FID/KID (real weights), canvas and segmenter metrics (no weights): no stamp
+            assert "UNCALIBRATED" not in caption and pixels <= NO_STAMP_MAX_PIXELS, (metric, caption, pixels)
+    assert messages == []
+
+
+def test_demo_report_says_not_applicable_unavailable_and_failed_apart(demo_page):
+    page, _ = demo_page
+    assert page.locator('figure.metric-chart[data-metric="is"]').count() == 0  # no empty frame
+    line = page.locator('p.metric-line[data-metric="is"]').inner_text()
+    assert "unavailable for every system" in line and IS_UNAVAILABLE_WHY in line and "failed" not in line
+    no_canvas = ", ".join(s for s in DEMO_SYSTEMS if s not in CANVAS_SYSTEMS)
+    for metric in CANVAS_METRICS:
+        caption = page.locator(f'figure.metric-chart[data-metric="{metric}"] figcaption').inner_text()
+        assert f"not applicable to {no_canvas}" in caption and "failed" not in caption, caption
+    density = page.locator('figure.metric-chart[data-metric="density"] figcaption').inner_text()
+    assert f"failed for noise: {DENSITY_FAILED_WHY}" in density
+    summary = page.locator("#summary ~ section.family")
+    cells = {status: summary.locator(f"td.{status}").all_inner_texts()
+             for status in ("unavailable", "failed", "not_applicable")}
+    assert set(cells["unavailable"]) == {"unavailable"} and len(cells["unavailable"]) == len(DEMO_SYSTEMS)
+    assert cells["failed"] == ["failed"]
+    assert set(cells["not_applicable"]) == {"n/a"}
+    assert len(cells["not_applicable"]) == len(CANVAS_METRICS) * (len(DEMO_SYSTEMS) - len(CANVAS_SYSTEMS))
+    assert summary.locator("td.unavailable").first.get_attribute("title") == IS_UNAVAILABLE_WHY
+
+
+def test_demo_report_banner_once_and_no_sideways_scrolling(demo_page):
+    page, _ = demo_page
+    banners = page.locator(".banner.uncalibrated")
+    assert banners.count() == 1 and banners.first.is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PAGE_WIDTH
+    families = page.locator("section.family")
+    assert families.count() >= 4
+    for i in range(families.count()):
+        box = families.nth(i).locator("table.summary").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PAGE_WIDTH, (i, box)

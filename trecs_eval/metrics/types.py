@@ -39,7 +39,8 @@ class MetricInfo:
     set metric is recomputed from by ``compare``, ``scope`` whether it is a per-item mean, and
     ``interval`` how its 95 % interval is computed; ``statistic`` the set statistic ``compare``
     recomputes from ``feature_key`` for a paired test (``frechet``, ``kid``, ``inception_score``;
-    empty: per-item metrics are compared through ``samples.parquet``).
+    empty: per-item metrics are compared through ``samples.parquet``); ``family`` the group a
+    report shows it in (``image quality``, ``text alignment``, ``trace adherence``, ...; empty: other).
     """
 
     name: str
@@ -53,6 +54,7 @@ class MetricInfo:
     interval: str = ""
     column_order: int = 1000
     statistic: str = ""
+    family: str = ""
 
     @property
     def label(self) -> str:

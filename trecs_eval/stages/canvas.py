@@ -33,20 +33,21 @@ def _segmentation(name: str) -> Any:
     return compute
 
 
-def _info(base: MetricInfo, display_name: str, order: int, interval: str) -> MetricInfo:
+def _info(base: MetricInfo, display_name: str, order: int, interval: str, family: str) -> MetricInfo:
     return MetricInfo(base.name, base.higher_is_better, base.unit, base.description,
-                      display_name=display_name, scope="item", interval=interval, column_order=order)
+                      display_name=display_name, scope="item", interval=interval, column_order=order,
+                      family=family)
 
 
 TRACE_CANVAS_ACCURACY = Metric(
     _info(label_canvas.TRACE_CANVAS_INFO, "Trace-canvas acc.", 60,
-          "seeded percentile bootstrap of the mean over narratives, resampling images"),
+          "seeded percentile bootstrap of the mean over narratives, resampling images", "trace adherence"),
     _trace_canvas, params=dict(_PARAMS), needs=_NEEDS)
 CANVAS_PIXEL_ACCURACY = Metric(
     _info(label_canvas.PIXEL_ACCURACY_INFO, "Canvas pixel acc.", 61,
-          "seeded percentile bootstrap over images of the pooled ratio"),
+          "seeded percentile bootstrap over images of the pooled ratio", "layout accuracy"),
     _segmentation("canvas_pixel_accuracy"), params=dict(_PARAMS), needs=_NEEDS)
 CANVAS_MIOU = Metric(
     _info(label_canvas.MIOU_INFO, "Canvas mIoU", 62,
-          "seeded percentile bootstrap over images of the pooled mIoU"),
+          "seeded percentile bootstrap over images of the pooled mIoU", "layout accuracy"),
     _segmentation("canvas_miou"), params=dict(_PARAMS), needs=_NEEDS)

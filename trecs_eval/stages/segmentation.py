@@ -117,15 +117,17 @@ def _trace_hit(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
     return _stamp(result, inputs, params, "trace_hit_rate")
 
 
-def _info(base: MetricInfo, name: str, display_name: str, order: int, interval: str) -> MetricInfo:
+def _info(base: MetricInfo, name: str, display_name: str, order: int, interval: str,
+          family: str = "layout accuracy") -> MetricInfo:
     return MetricInfo(name, base.higher_is_better, base.unit, f"{base.description}, on a segmenter's map",
                       display_name=display_name, scope="item", features=(DEFAULT_SEGMENTER,),
-                      interval=interval, column_order=order)
+                      interval=interval, column_order=order, family=family)
 
 
 _NARRATIVES = "seeded percentile bootstrap of the mean over narratives, resampling images"
 SEG_TRACE_ACCURACY = Metric(
-    _info(label_canvas.TRACE_CANVAS_INFO, "seg_trace_accuracy", "Seg. trace acc.", 65, _NARRATIVES),
+    _info(label_canvas.TRACE_CANVAS_INFO, "seg_trace_accuracy", "Seg. trace acc.", 65, _NARRATIVES,
+          "trace adherence"),
     _seg_trace, params=dict(_PARAMS), needs=_NEEDS, space_param="segmenter")
 SEG_PIXEL_ACCURACY = Metric(
     _info(label_canvas.PIXEL_ACCURACY_INFO, "seg_pixel_accuracy", "Seg. pixel acc.", 66,
@@ -139,7 +141,7 @@ SEG_MIOU = Metric(
 TRACE_HIT_RATE = Metric(
     MetricInfo("trace_hit_rate", True, trace_hit.INFO.unit, trace_hit.INFO.description,
                display_name="Trace hit rate", scope="item", features=(DEFAULT_SEGMENTER,),
-               interval=_NARRATIVES, column_order=64),
+               interval=_NARRATIVES, column_order=64, family="trace adherence"),
     _trace_hit, params=dict(_PARAMS), needs=_NEEDS, space_param="segmenter")
 REGISTERED_INFO = {m.info.name: m.info
                    for m in (SEG_TRACE_ACCURACY, SEG_PIXEL_ACCURACY, SEG_MIOU, TRACE_HIT_RATE)}
