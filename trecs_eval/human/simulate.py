@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -28,11 +28,13 @@ def _effect(seed: int, item: str, system: str, sd: float) -> float:
 
 def simulate_answers(study: Study, theta: Mapping[str, float], *, nu: float = 0.3, item_sd: float = 0.0,
                      rater_sd: float = 0.0, careless_share: float = 0.0, seed: int = 0,
-                     raters: list[str] | None = None) -> list[Answer]:
-    """One answer per question of every task of ``raters`` (default: all), as ``source='simulated'``."""
+                     raters: list[str] | None = None, careless: Collection[str] | None = None) -> list[Answer]:
+    """One answer per question of every task of ``raters`` (default: all), as ``source='simulated'``;
+    the ``careless`` raters (default: a random ``careless_share`` of them) click at random."""
     rng = np.random.default_rng(seed)
     chosen = raters if raters is not None else study.raters
-    careless = set(rng.choice(chosen, size=round(careless_share * len(chosen)), replace=False).tolist())
+    if careless is None:
+        careless = set(rng.choice(chosen, size=round(careless_share * len(chosen)), replace=False).tolist())
     bias = {r: float(rng.normal(0.0, rater_sd)) if rater_sd > 0 else 0.0 for r in chosen}
     broken = study.attention.get("broken_system")
     strength = {s: (-math.inf if s == broken else max(theta.values()) + 5.0) for s in study.data["items"]
