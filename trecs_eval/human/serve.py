@@ -86,6 +86,9 @@ class StudyHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if path == "/favicon.ico":  # browsers ask on their own; no content rather than a logged 404
+            self._send(204, b"", "text/plain")
+            return
         if path.startswith("/images/"):
             self._image(path[len("/images/"):])
             return

@@ -28,7 +28,8 @@ def _effect(seed: int, item: str, system: str, sd: float) -> float:
 
 def simulate_answers(study: Study, theta: Mapping[str, float], *, nu: float = 0.3, item_sd: float = 0.0,
                      rater_sd: float = 0.0, careless_share: float = 0.0, seed: int = 0,
-                     raters: list[str] | None = None, careless: Collection[str] | None = None) -> list[Answer]:
+                     raters: list[str] | None = None,
+                     careless: Collection[str] | None = None) -> list[Answer]:
     """One answer per question of every task of ``raters`` (default: all), as ``source='simulated'``;
     the ``careless`` raters (default: a random ``careless_share`` of them) click at random."""
     rng = np.random.default_rng(seed)
