@@ -35,17 +35,22 @@ class PowerRow:
     size: float
 
 
-def _simulate(n_items: int, n_raters: int, per_item: int, effect: float, tie_rate: float, item_sd: float,
-              rater_sd: float, rng: np.random.Generator) -> bool:
+def simulate_pair(n_items: int, n_raters: int, per_item: int, effect: float, tie_rate: float,
+                  item_sd: float, rater_sd: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores, items, raters) of one simulated pair under the module's model (see the docstring)."""
     order = rng.permutation(n_raters)
-    raters = order[(np.arange(n_items)[:, None] * per_item + np.arange(per_item)[None, :]) % n_raters]
+    raters = order[(np.arange(n_items)[:, None] * per_item + np.arange(per_item)[None, :]) % n_raters].ravel()
     items = np.repeat(np.arange(n_items), per_item)
-    raters = raters.ravel()
     u, v = rng.normal(0, item_sd, n_items), rng.normal(0, rater_sd, n_raters)
     p = np.clip(0.5 + effect / (1 - tie_rate) + u[items] + v[raters], 0.01, 0.99)
-    draw = rng.random(len(items))
-    y = np.where(draw < tie_rate, 0.5, (rng.random(len(items)) < p).astype(float))
-    est = two_way_mean(y, items, raters)
+    tie = rng.random(len(items)) < tie_rate
+    return np.where(tie, 0.5, (rng.random(len(items)) < p).astype(float)), items, raters
+
+
+def _rejects(n_items: int, n_raters: int, per_item: int, effect: float, tie_rate: float, item_sd: float,
+             rater_sd: float, rng: np.random.Generator) -> bool:
+    est = two_way_mean(*simulate_pair(n_items, n_raters, per_item, effect, tie_rate, item_sd, rater_sd, rng))
     return not (est.low <= 0.5 <= est.high)
 
 
@@ -63,7 +68,7 @@ def power_table(study: Study, effect: float, *, tie_rate: float = 0.1, item_sd: 
         scale = scale_list.pop(0)
         n_items = max(2, round(len(study.items) * scale))
         n_raters = max(per_item, round(len(study.raters) * scale))
-        hits = [[_simulate(n_items, n_raters, per_item, e, tie_rate, item_sd, rater_sd, rng)
+        hits = [[_rejects(n_items, n_raters, per_item, e, tie_rate, item_sd, rater_sd, rng)
                  for _ in range(n_sims)] for e in (effect, 0.0)]
         rows.append(PowerRow(n_items, n_raters, n_items * per_item, float(np.mean(hits[0])),
                              float(np.mean(hits[1]))))
