@@ -127,6 +127,13 @@ def test_metric_human_agreement_by_hand(small_study):
                                                                   "trace_canvas_accuracy"}
 
 
+def test_a_study_without_judgments_analyses_to_empty_rows(small_study):
+    result = analyze(small_study, n_boot=5)
+    assert result["judgments"] == 0 and result["attention"]["raters"] == 0
+    assert all(r["n"] == 0 for r in result["win_rates"] + result["consistency"] + result["metric_agreement"])
+    assert result["bradley_terry"] == []
+
+
 def test_system_pairs_cover_every_combination(small_study):
     _store(small_study, simulate_answers(small_study, THETA, seed=10))
     result = analyze(small_study, n_boot=0)

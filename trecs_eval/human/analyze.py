@@ -8,7 +8,7 @@ Rules, stated once (docs/human-studies.md repeats them):
   kept and counted as unchecked.
 * **Win rate.** Per question and system pair, over regular pages only (attention checks and
   repeats excluded): a win counts 1, a tie 1/2 (ties split), a loss 0; 95 % interval two-way
-  cluster-robust by item and rater (:func:`trecs_eval.human.stats.two_way_mean`).
+  cluster-robust by item and rater (:func:`trecs_eval.human.stats.two_way_mean`), cut to [0, 1].
 * **Ranking.** For three or more systems, Bradley–Terry with Davidson's ties per question;
   intervals from a two-way (pigeonhole) bootstrap: items and raters resampled independently,
   each judgment weighted by the product of its item's and rater's counts.
@@ -35,8 +35,9 @@ DEFAULT_BOOTSTRAP = 200
 
 
 def _est(e: Estimate) -> dict[str, Any]:
-    return {"value": e.value, "low": e.low, "high": e.high, "n": e.n, "n_items": e.n_items,
-            "n_raters": e.n_raters}
+    # Every statistic here is a share: a t-interval reaching past 0 or 1 is cut there.
+    return {"value": e.value, "low": max(e.low, 0.0), "high": min(e.high, 1.0), "n": e.n,
+            "n_items": e.n_items, "n_raters": e.n_raters}
 
 
 def attention(study: Study, frame: pd.DataFrame) -> tuple[dict[str, Any], set[str]]:
@@ -134,6 +135,9 @@ def agreement(study: Study, regular: pd.DataFrame) -> list[dict[str, Any]]:
 
 def consistency(study: Study, kept: pd.DataFrame) -> list[dict[str, Any]]:
     repeats = kept[kept["kind"] == "repeat"]
+    if repeats.empty:
+        return [{"question": q, "value": math.nan, "low": math.nan, "high": math.nan, "n": 0}
+                for q in study.question_ids]
     merged = repeats.merge(kept[kept["kind"] == "regular"], left_on=["repeat_of", "question", "rater"],
                            right_on=["task", "question", "rater"], suffixes=("", "_first"))
     rows = []
