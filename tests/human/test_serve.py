@@ -100,6 +100,8 @@ def test_forged_token_unknown_task_and_only_study_files(served):
     assert submit(port, token, "r999-0001", full) == 404, "a page not in the study"
     assert submit(port, token, study.tasks_of(rater)[0].task, {"realism": "left"}) == 400
     assert submit(port, token, study.tasks_of(rater)[0].task, dict(full, realism="<b>")) == 400
+    many = {f"x{k}": "left" for k in range(200)}
+    assert submit(port, token, study.tasks_of(rater)[0].task, dict(full, **many)) == 400
     image = next(iter(study.image_files()))
     assert request(port, "GET", f"/images/{image}")[0] == 200
     for path in ("/study.json", f"/{TOKENS_FILE}", "/images/../study.json", "/images/%2e%2e/raters.json",

@@ -28,6 +28,7 @@ from trecs_eval.human.study import CHOICES, Study, read_tokens
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024  # one page's answers are a few hundred bytes
+MAX_FIELDS = 64  # a page sends the task, the seconds and one field per question
 MAX_SECONDS = 24 * 3600.0
 REQUEST_TIMEOUT_S = 30  # a client that stops sending mid-request frees its thread
 _RATER_PATH = re.compile(r"^/r/([A-Za-z0-9_-]{8,64})(/submit)?/?$")
@@ -140,7 +141,12 @@ class StudyHandler(BaseHTTPRequestHandler):
             self._message(413, "Too large", f"A page's answers are at most {MAX_BODY} bytes.")
             return
         body = self.rfile.read(int(length)).decode("utf-8", errors="replace")
-        self._submit(token, rater, parse_qs(body, max_num_fields=64))
+        try:
+            form = parse_qs(body, max_num_fields=MAX_FIELDS)
+        except ValueError:  # more fields than any page has
+            self._message(400, "Malformed answer", "Too many form fields.")
+            return
+        self._submit(token, rater, form)
 
     def _answers(self, rater: str, form: dict[str, list[str]]) -> list[Answer] | str:
         task_id = (form.get("task") or [""])[0]
