@@ -113,3 +113,27 @@ def test_bad_plans_are_refused(human_run, tmp_path: Path):
     with pytest.raises(ConfigError, match="not a study"):
         plan_study(human_run, mine, SMALL_SPEC)
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_images_outside_the_run_are_refused(human_run, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    run = tmp_path / "run"
+    shutil.copytree(human_run, run)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(next((run / "reference").iterdir()).read_bytes())
+    samples = pd.read_parquet(run / "samples.parquet")
+    samples.loc[samples["system"] == "sd", "image_path"] = "../secret.png"
+    samples.to_parquet(run / "samples.parquet", index=False)
+    with pytest.raises(InputError, match="outside the run directory"):
+        plan_study(run, tmp_path / "study", replace(SMALL_SPEC, n_items=12))
+
+
+def test_a_moved_run_plans_the_same_study(human_run, tmp_path, small_study):
+    import shutil
+
+    moved = tmp_path / "elsewhere" / human_run.name
+    shutil.copytree(human_run, moved)
+    assert plan_study(moved, tmp_path / "again", SMALL_SPEC).digest == small_study.digest

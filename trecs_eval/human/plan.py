@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from trecs_eval.atomic import ensure_dir, write_text
 from trecs_eval.errors import ConfigError, InputError, TrecsEvalError, suggest
@@ -123,8 +124,21 @@ def _trace(narrative: Any) -> list[list[float]]:
     return [[round(float(x), 4), round(float(y), 4)] for x, y in np.clip(points, 0.0, 1.0)]
 
 
-def _copy_image(source: Path, images: Path) -> str:
-    """Copy into ``images/`` under its content hash; returns the study-relative path."""
+def _copy_image(run_dir: Path, relative: str, images: Path) -> str:
+    """Copy a run image into ``images/`` under its content hash; returns the study-relative path.
+
+    Only a decodable image inside the run directory is taken: the server will publish the copy,
+    so a samples.parquet pointing elsewhere (``../../home/me/.ssh/id_rsa``) must not get there."""
+    source = (run_dir / relative).resolve()
+    where = str(run_dir / SAMPLES_FILE)
+    if not source.is_relative_to(run_dir.resolve()):
+        raise InputError(f"image {relative!r} lies outside the run directory", path=where, field="image_path")
+    try:
+        with Image.open(source) as image:
+            image.verify()
+    except (OSError, SyntaxError) as err:
+        raise InputError(f"image {relative!r} is not a readable image ({err})", path=where,
+                         field="image_path") from None
     data = source.read_bytes()
     suffix = source.suffix.lower() if source.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") else ".png"
     name = hashlib.sha256(data).hexdigest() + suffix
@@ -147,10 +161,9 @@ def _items(run_dir: Path, samples: pd.DataFrame, narratives: dict[str, Any], sho
 def _item_records(run_dir: Path, out: Path, samples: pd.DataFrame, narratives: dict[str, Any],
                   item_ids: list[str], shown: list[str]) -> dict[str, Any]:
     images = ensure_dir(out / IMAGES_DIR)
-    rows = samples.set_index(["item_id", "system"])
+    paths = samples.groupby(["item_id", "system"])["image_path"].first()
     return {item: {"narrative": narratives[item].caption, "trace": _trace(narratives[item]),
-                   "images": {s: _copy_image(run_dir / str(rows.loc[(item, s), "image_path"]), images)
-                              for s in shown}}
+                   "images": {s: _copy_image(run_dir, str(paths[(item, s)]), images) for s in shown}}
             for item in item_ids}
 
 
@@ -260,7 +273,10 @@ def plan_study(run_dir: Path | str, out: Path | str, spec: PlanSpec) -> Study:
     raters, tasks = _tasks(spec, item_ids, gold, rng)
     ensure_dir(out)
     data = {
-        "format": STUDY_FORMAT, "version": 1, "seed": spec.seed, "source_run": str(run_dir.resolve()),
+        "format": STUDY_FORMAT, "version": 1, "seed": spec.seed,
+        # the run by content, not by path: a moved run plans the same study
+        "source_run": {"name": run_dir.resolve().name,
+                       "results_sha256": hashlib.sha256((run_dir / RESULTS_FILE).read_bytes()).hexdigest()},
         "systems": list(spec.systems),
         "questions": [{"id": q, "text": QUESTIONS[q], "trace_overlay": q in TRACE_QUESTIONS}
                       for q in spec.questions],
