@@ -106,7 +106,8 @@ def bradley_terry(study: Study, regular: pd.DataFrame, n_boot: int, seed: int) -
         for _ in range(n_boot):
             wi = rng.multinomial(len(items), np.full(len(items), 1 / len(items)))
             wr = rng.multinomial(len(raters), np.full(len(raters), 1 / len(raters)))
-            draws.append(fit_davidson(len(study.systems), i, j, y, wi[item_codes] * wr[rater_codes]).theta)
+            weights = wi[item_codes] * wr[rater_codes]
+            draws.append(fit_davidson(len(study.systems), i, j, y, weights, start=fit).theta)
         draws_a = np.array(draws).reshape(n_boot, len(study.systems))
         ranks = (-draws_a).argsort(axis=1).argsort(axis=1) + 1
         order = (-fit.theta).argsort().argsort() + 1

@@ -108,16 +108,18 @@ def _penalised(params: np.ndarray, *args: object) -> tuple[float, np.ndarray]:
 
 
 def fit_davidson(k: int, i: Sequence[int], j: Sequence[int], outcome: Sequence[float],
-                 weights: Sequence[float] | None = None) -> DavidsonFit:
+                 weights: Sequence[float] | None = None, start: DavidsonFit | None = None) -> DavidsonFit:
     """Fit ``k`` strengths to comparisons ``i`` vs ``j`` with ``outcome`` 1 (i wins), 0 (j wins)
-    or 0.5 (tie), each with an optional weight (a bootstrap's resampling count)."""
+    or 0.5 (tie), each with an optional weight (a bootstrap's resampling count); ``start`` (the
+    full-data fit, for a bootstrap) only saves iterations."""
     i, j, y = np.asarray(i, int), np.asarray(j, int), np.asarray(outcome, float)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
     key = i * k + j
     counts = [np.bincount(key, w * mask, minlength=k * k) for mask in (y == 1, y == 0, y == 0.5)]
     used = np.flatnonzero(counts[0] + counts[1] + counts[2])
     args = (k, used // k, used % k, *(c[used] for c in counts))
-    x = _newton(lambda p: _penalised(p, *args), np.zeros(k))
+    x0 = np.zeros(k) if start is None else np.append(start.theta[1:] - start.theta[0], start.log_nu)
+    x = _newton(lambda p: _penalised(p, *args), x0)
     theta = np.concatenate([[0.0], x[: k - 1]])
     return DavidsonFit(theta - theta.mean(), float(x[-1]))
 
