@@ -75,3 +75,28 @@ def test_scripted_rater_completes_the_study_in_chromium(human_run, tmp_path, bro
     assert len(frame) == len(planned) * len(study.question_ids)
     assert (frame["seconds"] > 0).all(), "time on task comes from the page"
     assert not errors, errors  # a blocked inline script (CSP) would show up here
+
+
+def test_crowd_template_renders_a_task_in_chromium(small_study, tmp_path, browser_page):
+    import csv
+    import string
+
+    from trecs_eval.human.crowd import export_study
+
+    export_study(small_study, tmp_path / "export", None, "mturk")
+    row = next(csv.DictReader((tmp_path / "export" / "tasks.csv").open(encoding="utf-8")))
+    page_html = string.Template((tmp_path / "export" / "template.html").read_text()).substitute(row)
+    (tmp_path / "hit.html").write_text(page_html, encoding="utf-8")
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((tmp_path / "hit.html").as_uri() + "?assignmentId=A1")
+    assert page.locator("polyline.tr").first.get_attribute("points"), "the trace is drawn from ${trace}"
+    assert page.locator("input[name=assignmentId]").get_attribute("value") == "A1"
+    for key in ("1", "3", "2"):
+        page.keyboard.press(key)
+    checked = [page.locator(f"input[name={q}]:checked").get_attribute("value")
+               for q in small_study.question_ids]
+    assert checked == ["left", "right", "tie"]
+    assert page.locator("input[name=task_id]").get_attribute("value") == small_study.tasks[0].task
+    assert not errors, errors

@@ -48,6 +48,10 @@ def test_export_writes_tasks_and_template_without_system_names(small_study, tmp_
         assert html.escape(q["text"]) in template
     for system in ("trecs", "gligen", "noise"):
         assert system not in (out / "tasks.csv").read_text() + template, "raters must judge blind"
+    assert "externalSubmit" not in template
+    export_study(small_study, tmp_path / "mturk", "https://example.org/study", "mturk")
+    mturk = (tmp_path / "mturk" / "template.html").read_text()
+    assert 'action="https://www.mturk.com/mturk/externalSubmit"' in mturk and 'name="assignmentId"' in mturk
     embedded = tmp_path / "embedded"
     export_study(small_study, embedded, None)
     assert "data:image/png;base64," in (embedded / "tasks.csv").read_text()

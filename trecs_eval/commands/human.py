@@ -126,7 +126,8 @@ def _export(args: argparse.Namespace) -> int:
     if (args.base_url is None) == (not args.embed_images):
         raise ConfigError("give either --base-url URL (where STUDY/images/ is uploaded) or --embed-images")
     study = load_study(args.study)
-    for path in export_study(study, args.out or args.study / "export" / args.format, args.base_url):
+    out = args.out or args.study / "export" / args.format
+    for path in export_study(study, out, args.base_url, args.format):
         print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -55,13 +55,13 @@ def tasks_csv(study: Study, base_url: str | None) -> str:
     return buffer.getvalue()
 
 
-def template_html(study: Study) -> str:
+def template_html(study: Study, platform: str = "csv") -> str:
     from trecs_eval.human.page import crowd_template
 
-    return crowd_template(study)
+    return crowd_template(study, platform)
 
 
-def export_study(study: Study, out: Path, base_url: str | None) -> list[Path]:
+def export_study(study: Study, out: Path, base_url: str | None, platform: str = "csv") -> list[Path]:
     """Write tasks.csv and template.html into ``out``; refuses to replace files it did not write."""
     if base_url is not None and not base_url.startswith(("https://", "http://")):
         raise ConfigError(f"--base-url must start with https:// or http://, got {base_url!r}")
@@ -72,7 +72,7 @@ def export_study(study: Study, out: Path, base_url: str | None) -> list[Path]:
             raise ConfigError(f"{out / name} exists and was not written by an export; nothing was written")
     write_text(marker, study.digest + "\n")
     return [write_text(out / "tasks.csv", tasks_csv(study, base_url)),
-            write_text(out / "template.html", template_html(study))]
+            write_text(out / "template.html", template_html(study, platform))]
 
 
 def _columns(study: Study, header: list[str]) -> tuple[str, dict[str, str], str, str | None]:

@@ -111,14 +111,26 @@ def message_page(title: str, text: str) -> str:
             f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>")
 
 
-def crowd_template(study: Study) -> str:
+MTURK_SUBMIT = "https://www.mturk.com/mturk/externalSubmit"
+_ASSIGNMENT = ("<script>(function(){var m=/[?&]assignmentId=([^&]*)/.exec(location.search);"
+               "var id=m?decodeURIComponent(m[1]):'';document.getElementById('assignmentId').value=id;"
+               "if(!id||id==='ASSIGNMENT_ID_NOT_AVAILABLE'){document.querySelector('#judgment button')"
+               ".disabled=true;}})();</script>")
+
+
+def crowd_template(study: Study, platform: str = "csv") -> str:
     """The same page for a crowd platform, with ``${column}`` placeholders of tasks.csv; the trace is
-    drawn from ``${trace}`` by the inline script."""
+    drawn from ``${trace}`` by the inline script. For MTurk the form posts to MTurk's
+    ``externalSubmit`` with the ``assignmentId`` of the page's address (the HTMLQuestion
+    convention; submitting is disabled in preview)."""
     sides = "".join(f'<div class="side"><img src="${{{col}}}" alt="{label} image">'
                     f'<svg viewBox="0 0 1 1" preserveAspectRatio="none"><polyline class="tr" fill="none" '
                     f'stroke="#ffd400" stroke-width="0.012"/></svg><div>{label}</div></div>'
                     for col, label in (("left_image", "Left"), ("right_image", "Right")))
     questions = _questions(study).replace('name="q_', 'name="')
+    action = f' action="{MTURK_SUBMIT}"' if platform == "mturk" else ""
+    assignment = '<input type="hidden" name="assignmentId" id="assignmentId" value="">' \
+        if platform == "mturk" else ""
     draw = ("<script>(function(){var p=JSON.parse(document.getElementById('trace-data').textContent);"
             "var s=p.map(function(q){return q[0]+','+q[1];}).join(' ');"
             "document.querySelectorAll('polyline.tr').forEach(function(l){l.setAttribute('points',s);});"
@@ -126,8 +138,10 @@ def crowd_template(study: Study) -> str:
     body = ('<p class="narrative">${narrative_html}</p>'
             f'<div class="pair">{sides}</div>'
             '<script type="application/json" id="trace-data">${trace}</script>'
-            '<form id="judgment" method="post"><input type="hidden" name="task_id" value="${task_id}">'
-            f'<input type="hidden" name="seconds" value="">{questions}'
+            f'<form id="judgment" method="post"{action}>'
+            '<input type="hidden" name="task_id" value="${task_id}">'
+            f'{assignment}<input type="hidden" name="seconds" value="">{questions}'
             '<p><label><input type="checkbox" id="show-trace"> show the trace (t)</label></p>'
-            '<p><button type="submit">Submit (Enter)</button></p></form>' + draw)
+            '<p><button type="submit">Submit (Enter)</button></p></form>' + draw + (
+                _ASSIGNMENT if platform == "mturk" else ""))
     return _shell("Which image?", body, None)
