@@ -37,6 +37,9 @@ def test_every_pair_judged_by_distinct_raters_and_loads_balanced(small_study):
     for raters in units.values():
         assert len(raters) == SMALL_SPEC.judgments_per_pair
         assert len(set(raters)) == len(raters), "a rater saw an (item, pair) twice outside a repeat"
+    seen = collections.Counter((t.rater, t.item, frozenset((t.left, t.right)))
+                               for t in small_study.tasks if t.kind != "repeat")
+    assert max(seen.values()) == 1, "a rater meets a pair twice (attention checks included) outside a repeat"
     loads = collections.Counter(t.rater for t in regular)
     assert max(loads.values()) - min(loads.values()) <= 1
 

@@ -210,10 +210,11 @@ def _rater_tasks(rater: str, units: list[tuple[str, int]], pairs: list[tuple[str
     n_regular = len(tasks)
     n_attention = max(1, round(spec.attention_rate * n_regular)) if spec.attention_rate > 0 else 0
     offset = int(rng.integers(2))  # gold on the left for half of a rater's checks
-    for k in range(n_attention):
+    # distinct items while there are enough: a rater should not meet the same gold pair twice
+    check_items = rng.choice(items, size=n_attention, replace=n_attention > len(items))
+    for k, item in enumerate(check_items):
         left, right = (gold, spec.broken_system) if (k + offset) % 2 else (spec.broken_system, gold)
-        tasks.append({"rater": rater, "item": str(rng.choice(items)), "left": left, "right": right,
-                      "kind": "attention"})
+        tasks.append({"rater": rater, "item": str(item), "left": left, "right": right, "kind": "attention"})
     order = [dict(tasks[k], key=n) for n, k in enumerate(rng.permutation(len(tasks)))]
     n_repeat = max(1, round(spec.repeat_rate * n_regular)) if spec.repeat_rate > 0 and n_regular else 0
     originals = [k for k, t in enumerate(order) if t["kind"] == "regular"]
