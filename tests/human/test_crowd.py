@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from trecs_eval.cli import main
+from trecs_eval.human.analyze import analyze
 from trecs_eval.human.crowd import export_study, import_results
 from trecs_eval.human.simulate import simulate_answers
 from trecs_eval.human.store import judgments_frame
@@ -76,6 +77,9 @@ def test_mturk_import_round_trip_and_idempotent(small_study, tmp_path):
     got = {(r.task, r.question): r.choice for r in frame.itertuples()}
     assert got == {(a.task, a.question): a.choice for a in answers}
     assert set(frame["rater"]) == {f"mturk:W{r}" for r in small_study.raters}
+    result = analyze(small_study, n_boot=0)
+    assert result["attention"]["raters"] == len(small_study.raters)
+    assert all(r["n"] > 0 for r in result["consistency"]), "repeats pair up by worker"
 
 
 @pytest.mark.parametrize(("mutate", "line", "field", "message"), [

@@ -15,7 +15,7 @@ from trecs_eval.human.plan import plan_study
 from trecs_eval.human.store import Answer, open_store, record
 from trecs_eval.human.study import HASH_FILE, QUESTIONS, STUDY_FILE, TOKENS_FILE, load_study
 
-ISSUE_WORDING = {  # the exact wording the study protocol promises raters
+PROTOCOL_WORDING = {  # the exact wording the study protocol promises raters
     "realism": "Which image looks more like a real photograph?",
     "alignment": "Which image better matches the description?",
     "trace": "Which image places the described things where the trace points?",
@@ -23,8 +23,8 @@ ISSUE_WORDING = {  # the exact wording the study protocol promises raters
 
 
 def test_questions_have_the_promised_wording(small_study):
-    assert QUESTIONS == ISSUE_WORDING
-    assert [(q["id"], q["text"]) for q in small_study.questions] == list(ISSUE_WORDING.items())
+    assert QUESTIONS == PROTOCOL_WORDING
+    assert [(q["id"], q["text"]) for q in small_study.questions] == list(PROTOCOL_WORDING.items())
     assert [q["trace_overlay"] for q in small_study.questions] == [False, False, True]
 
 
