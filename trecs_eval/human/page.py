@@ -18,7 +18,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}
 .narrative{font-size:1.1em;background:#f4f4f4;padding:.7em;border-radius:6px;white-space:pre-wrap}
 .pair{display:flex;gap:2em;justify-content:center;margin:1em 0}
-.side{position:relative;text-align:center}
+.side{text-align:center}
+.frame{position:relative}
 .side img{width:400px;max-width:42vw;image-rendering:auto;display:block}
 .side svg{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none;display:none}
 body.trace .side svg{display:block}
@@ -91,8 +92,9 @@ def _shell(title: str, body: str, nonce: str | None) -> str:
 def judgment_page(study: Study, task: Task, token: str, position: int, total: int, nonce: str) -> str:
     item: dict[str, Any] = study.items[task.item]
     svg = trace_svg(item["trace"])
-    sides = "".join(f'<div class="side"><img src="/{html.escape(item["images"][system])}" '
-                    f'alt="{label} image">{svg}<div>{label}</div></div>'
+    # the overlay shares a box with the image alone, so trace (x, y) in [0, 1] maps onto the image
+    sides = "".join(f'<div class="side"><div class="frame"><img src="/{html.escape(item["images"][system])}" '
+                    f'alt="{label} image">{svg}</div><div>{label}</div></div>'
                     for system, label in ((task.left, "Left"), (task.right, "Right")))
     body = (f'<p class="progress">Judgment {position} of {total}</p>'
             f'<p class="narrative">{html.escape(item["narrative"])}</p>'
@@ -123,9 +125,9 @@ def crowd_template(study: Study, platform: str = "csv") -> str:
     drawn from ``${trace}`` by the inline script. For MTurk the form posts to MTurk's
     ``externalSubmit`` with the ``assignmentId`` of the page's address (the HTMLQuestion
     convention; submitting is disabled in preview)."""
-    sides = "".join(f'<div class="side"><img src="${{{col}}}" alt="{label} image">'
+    sides = "".join(f'<div class="side"><div class="frame"><img src="${{{col}}}" alt="{label} image">'
                     f'<svg viewBox="0 0 1 1" preserveAspectRatio="none"><polyline class="tr" fill="none" '
-                    f'stroke="#ffd400" stroke-width="0.012"/></svg><div>{label}</div></div>'
+                    f'stroke="#ffd400" stroke-width="0.012"/></svg></div><div>{label}</div></div>'
                     for col, label in (("left_image", "Left"), ("right_image", "Right")))
     questions = _questions(study).replace('name="q_', 'name="')
     action = f' action="{MTURK_SUBMIT}"' if platform == "mturk" else ""
