@@ -11,6 +11,7 @@ from trecs_eval.human.plan import PlanSpec, plan_study
 from trecs_eval.human.study import Study
 
 RUN_SYSTEMS = ("trecs", "sd", "gligen", "real", "noise")
+HOSTILE_SYSTEM = "<img src=x onerror=alert(1)>"  # a system name that is also markup
 SMALL_SPEC = PlanSpec(systems=("trecs", "sd", "gligen"), questions=("realism", "alignment", "trace"),
                       n_items=10, judgments_per_pair=3, tasks_per_rater=20, attention_rate=0.1,
                       repeat_rate=0.1, seed=7)

@@ -7,8 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.human.conftest import SMALL_SPEC
-from tests.human.test_serve import HOSTILE_SYSTEM
+from tests.human.conftest import HOSTILE_SYSTEM, SMALL_SPEC
 from tests.report_fixtures import make_run_dir
 from trecs_eval.cli import main
 from trecs_eval.human.plan import plan_study

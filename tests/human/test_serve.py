@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.human.conftest import SMALL_SPEC
+from tests.human.conftest import HOSTILE_SYSTEM, SMALL_SPEC
 from tests.human.server_client import complete, current_task, request, submit
 from tests.report_fixtures import HOSTILE_CAPTION, make_run_dir
 from trecs_eval.human.analyze import analyze
@@ -26,7 +26,6 @@ from trecs_eval.human.store import judgments_frame
 from trecs_eval.human.study import TOKENS_FILE
 
 REPO = Path(__file__).resolve().parents[2]
-HOSTILE_SYSTEM = "<img src=x onerror=alert(1)>"
 THETA = {"trecs": 1.0, "sd": 0.0, HOSTILE_SYSTEM: -1.0}
 
 
