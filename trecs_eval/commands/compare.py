@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--correction", choices=("holm", "bonferroni", "none"), default="holm",
                         help="family-wise error control over all (system, metric) rows (default holm)")
+    parser.add_argument("--human", type=Path, metavar="STUDY",
+                        help="also gate on this human study's win rates (STUDY/analysis.json)")
+    parser.add_argument("--human-gate", action="append", default=[], metavar="Q:SYSTEM:OPPONENT:MIN",
+                        help="fail when SYSTEM's 95%% win-rate interval against OPPONENT on question Q lies "
+                             "wholly below MIN, e.g. realism:trecs:sd:0.5 (repeatable; needs --human)")
     parser.set_defaults(handler=run_compare)
 
 
@@ -58,4 +63,16 @@ def run_compare(args: argparse.Namespace) -> int:
         if args.format != "md":
             sys.stdout.write(render(comparison, "md"))
         print(f"wrote {args.out}", file=sys.stderr)
-    return comparison.exit_code
+    return max(comparison.exit_code, _human_gate(args))
+
+
+def _human_gate(args: argparse.Namespace) -> int:
+    if not args.human_gate:
+        return 0
+    if args.human is None:
+        raise ConfigError("--human-gate needs --human STUDY")
+    from reports.human_section import human_gate, load_analysis, render_gate
+
+    rows = human_gate(load_analysis(args.human), args.human_gate)
+    sys.stdout.write(render_gate(rows))
+    return 1 if any(r.failed for r in rows) else 0

@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="CI as value ± half-width (pm) or value [low, high] (interval)")
     parser.add_argument("--gallery-size", type=int, default=8, help="items in the HTML gallery (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the gallery's item sample (default 0)")
+    parser.add_argument("--human", type=Path, metavar="STUDY",
+                        help="add a human study's win rates (STUDY/analysis.json from `human analyze`)")
     parser.set_defaults(handler=run_report)
 
 
@@ -46,15 +48,20 @@ def _render(args: argparse.Namespace, fmt: str) -> str:
         from reports.history import load_history, render_history
 
         return render_history(load_history(args.history), fmt)
+    from reports import human_section
     from reports.load import load_run
     from reports.tables import summary_table
 
     run = load_run(args.run)
+    study = getattr(args, "human", None)
+    human = human_section.load_analysis(study) if study is not None else None
     if fmt == "html":
         from reports.html import render_html  # matplotlib is imported only when charts are drawn
 
-        return render_html(run, gallery_size=args.gallery_size, seed=args.seed)
-    return summary_table(run, ci_style=args.ci).render(fmt)
+        page = render_html(run, gallery_size=args.gallery_size, seed=args.seed)
+        return page if human is None else human_section.insert_html_section(page, human_section.html(human))
+    table = summary_table(run, ci_style=args.ci)
+    return (table if human is None else human_section.add_human_columns(table, human)).render(fmt)
 
 
 def _destination(args: argparse.Namespace, fmt: str, several: bool) -> Path | None:
