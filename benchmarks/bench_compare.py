@@ -11,8 +11,8 @@ not what is timed: np.load of the features costs seconds).
     python benchmarks/bench_compare.py --ln-coco         # also 8,573 items, 4 systems
     python benchmarks/bench_compare.py --agreement-resamples 200
 
-Agreement: at demo size, the paired percentile bootstrap (resampling items, 200 resamples, the
-gate before issue 11) of FID, KID and IS deltas on the same data: the ratio of standard errors
+Agreement: at demo size, the paired percentile bootstrap (resampling items, 200 resamples) of
+FID, KID and IS deltas on the same data: the ratio of standard errors
 (delta method or t over splits / bootstrap sd) and both p-values, for a null pair and a
 shifted pair.
 """
