@@ -20,6 +20,7 @@ shifted pair.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def main() -> None:
     if args.ln_coco:
         time_gate(8573, 4999, 4)
     load = Path("/proc/loadavg").read_text().split()[0]
-    print(f"(2 cores shared by 9 agents; 1-min load average {load})", flush=True)
+    print(f"({len(os.sched_getaffinity(0))} cores; 1-min load average {load})", flush=True)
 
 
 if __name__ == "__main__":
