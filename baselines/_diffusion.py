@@ -75,7 +75,7 @@ def load_pipeline(system: str, loader: Any, model: str, dtype: str, allow_downlo
     except (OSError, ValueError) as err:
         raise MissingWeightsError(
             f"{system}: cannot load model {model!r} ({str(err)[:300]})",
-            hint="pass a local pipeline folder as params.model (see README: real weights), or set "
+            hint="pass a local pipeline folder as params.model (see docs/systems.md), or set "
                  "params.allow_download = true on a machine with network access") from None
     if scheduler:
         cls = getattr(diffusers, scheduler, None)

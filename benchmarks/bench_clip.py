@@ -6,7 +6,8 @@ Prints, in one run and on the same threads: images/s and texts/s of the bare loo
 open_clip transform + encode, batches of 32) and of ClipEmbedder cold (plus hashing, cache
 writes, text chunking) and warm (cache only), with the ratios. Without ``--clip-pretrained``
 a calibrated random ViT-B-32 checkpoint is generated (the timing does not depend on weights).
-Texts are the first ``n`` LN-COCO val narratives from ../shared/data.
+Texts are the first ``n`` LN-COCO val narratives: from ``data/trecs_sequence_labels`` (``trecs-eval
+data download trecs-labels``) when present, else from the subset the tests vendor (507 lines).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from trecs_eval.features.cache import FeatureCache
 from trecs_eval.features.clip import ClipEmbedder
 from trecs_eval.features.clip_weights import make_calibrated_clip_checkpoint
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-WORDS = SHARED_DATA / "trecs_sequence_labels" / "val_coco.words.txt"
+REPO = Path(__file__).resolve().parents[1]
+WORDS = next(p for p in (REPO / "data" / "trecs_sequence_labels" / "val_coco.words.txt",
+                         REPO / "tests" / "data" / "trecs_sequence_labels_subset" / "val_coco.words.txt")
+             if p.is_file())
 BATCH = 32
 
 

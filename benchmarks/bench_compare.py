@@ -11,8 +11,8 @@ not what is timed: np.load of the features costs seconds).
     python benchmarks/bench_compare.py --ln-coco         # also 8,573 items, 4 systems
     python benchmarks/bench_compare.py --agreement-resamples 200
 
-Agreement: at demo size, the paired percentile bootstrap (resampling items, 200 resamples, the
-gate before issue 11) of FID, KID and IS deltas on the same data: the ratio of standard errors
+Agreement: at demo size, the paired percentile bootstrap (resampling items, 200 resamples) of
+FID, KID and IS deltas on the same data: the ratio of standard errors
 (delta method or t over splits / bootstrap sd) and both p-values, for a null pair and a
 shifted pair.
 """
@@ -20,6 +20,7 @@ shifted pair.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def main() -> None:
     if args.ln_coco:
         time_gate(8573, 4999, 4)
     load = Path("/proc/loadavg").read_text().split()[0]
-    print(f"(2 cores shared by 9 agents; 1-min load average {load})", flush=True)
+    print(f"({len(os.sched_getaffinity(0))} cores; 1-min load average {load})", flush=True)
 
 
 if __name__ == "__main__":

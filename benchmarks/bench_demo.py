@@ -1,4 +1,4 @@
-"""The demo's wall time next to what its forward passes cost at the plain-forward rate (issue 14).
+"""The demo's wall time next to what its forward passes cost at the plain-forward rate.
 
     python benchmarks/bench_demo.py            # the real demo (n = 300), cold caches
     python benchmarks/bench_demo.py --n 100    # a quicker, smaller demo (R-precision needs >= 100)
@@ -13,8 +13,8 @@ One process, in this order:
    malloc settings, then with ``keep_malloc_buffers``, then also in the demo's layout (its
    ``inception_layout`` opt-in, NHWC); CLIP ViT-B-32 image and text towers, batch 32;
 3. the budget: ``overhead = wall / (sum of items / plain rate) - 1`` (target <= 15 %; the plain
-   rate is torch-fidelity's NCHW forward, so a faster forward of ours counts in our favour, as the
-   issue intends), the same over our own forward rate (what is left to win outside it), and where
+   rate is torch-fidelity's NCHW forward, so a faster forward of ours counts in our favour), the
+   same over our own forward rate (what is left to win outside it), and where
    the rest goes: per-stage timings of the run, extraction calls beyond their plain cost, and
    everything outside the extraction calls (toyworld, generation, metrics, report).
 """

@@ -1,4 +1,4 @@
-"""Faster Inception forwards on CPU, and whether they keep the numbers (issue 14).
+"""Faster Inception forwards on CPU, and whether they keep the numbers.
 
     python benchmarks/bench_forward_modes.py               # parity set of 64 toyworld scenes
     python benchmarks/bench_forward_modes.py --n 16        # a busy machine

@@ -8,7 +8,7 @@ is multiplied by ``--scale``. The synthetic downloads are written in the layout 
 leaves (pixels are a small pool of images hard-linked, so writing them costs little); then
 ``trecs-eval data prepare ln-coco`` and ``trecs-eval run`` (systems ``trecs`` with predicted tags
 and ``real``; ``--metrics``) run as child processes, each measured with ``os.wait4`` (wall time and
-peak RSS). Targets (issue 10): peak RSS < 4 GB, mask-bank build < 10 min, retrieval + compose
+peak RSS). Targets: peak RSS < 4 GB, mask-bank build < 10 min, retrieval + compose
 >= 20 narratives/s, HTML report < 25 MB. The tagger is ``fill`` by default (``--tagger``): the
 neural one on 134k narratives is a ~40 min CPU job on its own, measured elsewhere.
 """

@@ -5,7 +5,7 @@
     python benchmarks/bench_metrics.py --memory     # peak RSS while extracting 10,000 images
 
 Same weights file (``--inception-weights``, or a calibrated random one made here), same torch
-thread count, same images, one process. Lines printed (targets from issue 3):
+thread count, same images, one process. Lines printed, with their targets:
 
   cold FID+KID+IS      torch-fidelity calculate_metrics vs ours, empty caches     (>= 1.1x)
   end-to-end img/s     our extraction (list, hash, cache, decode, resize, forward) vs the bare

@@ -35,7 +35,7 @@ from trecs_eval.data.toyworld import write_toyworld  # noqa: E402
 from trecs_eval.generation.protocol import Generator, GeneratorContext  # noqa: E402
 from trecs_eval.metrics.label_canvas import label_canvas_metrics  # noqa: E402
 
-THROUGHPUT_TARGET = 5.0  # images/s at 256 px on 2 cores (issue 4)
+THROUGHPUT_TARGET = 5.0  # images/s at 256 px on 2 cores
 
 
 def images_per_second(generator: Generator, items: list[EvalItem], repeats: int) -> float:

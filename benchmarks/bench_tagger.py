@@ -37,7 +37,7 @@ from reference_pipeline.tag.neural import NeuralConfig  # noqa: E402
 from trecs_eval.data.sequence_labels import read_sequence_labels  # noqa: E402
 from trecs_eval.metrics.tag_accuracy import tag_accuracy  # noqa: E402
 
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "trecs_sequence_labels"
+DEFAULT_DATA = REPO / "data" / "trecs_sequence_labels"  # where `trecs-eval data download trecs-labels` writes
 # name -> (kind, train options, constrained by the oracle image bag?)
 VARIANTS: dict[str, tuple[str, dict, bool]] = {
     "majority": ("majority", {}, False),

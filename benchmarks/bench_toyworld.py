@@ -6,7 +6,7 @@ Prints scenes/s of ``write_toyworld`` with 1 and with ``--workers`` processes, a
 that does only the unavoidable part: encoding and writing the same four PNGs per scene
 (image, shifted image, segmentation, instances) from arrays already in memory, with the same
 PIL settings, in one process. The ratio says how much scene synthesis (layout, textures,
-narrative, traces, gold tags, COCO RLE) costs on top of the I/O. The issue's target is 500
+narrative, traces, gold tags, COCO RLE) costs on top of the I/O. The target is 500
 scenes in under 30 s on 2 cores; the projected time for 500 is printed, from wall time and
 (for a machine shared with other jobs, where wall time includes waiting) from CPU time.
 """

@@ -83,11 +83,11 @@ def tiny_clip_checkpoint(directory: Path, seed: int = 0) -> tuple[str, Path]:
     return model, path
 
 
-class SlowNoiseGenerator:
-    """The noise baseline, slowed to ``SLOW_SECONDS`` per item so a test can kill a run mid-way."""
+class GatedNoiseGenerator:
+    """The noise baseline, calling :meth:`hold` before each batch: a test's gate
+    (``tests/interrupt_gates.py``) wraps ``hold`` to stop the run mid-way at a point it controls."""
 
-    SLOW_SECONDS = 0.15
-    name = "slow-noise"
+    name = "gated-noise"
     version = "1"
 
     def __init__(self, params: dict, context: object) -> None:
@@ -96,8 +96,9 @@ class SlowNoiseGenerator:
         self.inner = NoiseGenerator(params, context)  # type: ignore[arg-type]
         self.capabilities = self.inner.capabilities
 
-    def generate(self, items: list[EvalItem], seed: int) -> list:
-        import time
+    def hold(self) -> None:
+        """Nothing, unless a gate is installed."""
 
-        time.sleep(self.SLOW_SECONDS * len(items))
+    def generate(self, items: list[EvalItem], seed: int) -> list:
+        self.hold()
         return self.inner.generate(items, seed)

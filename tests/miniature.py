@@ -6,8 +6,8 @@ holds (one base URL; the relative paths are those ``trecs_eval.data.download_sou
     coco_val_localized_narratives.jsonl                      LN JSONL, dataset_id mscoco_val2017
     coco_train_localized_narratives-0000K-of-00004.jsonl     4 shards, mscoco_train2017
     open_images_validation_localized_narratives.jsonl        LN JSONL, 16-hex-digit image ids
-    sequence_labels/{val_coco,val_oi,train_coco}.*.txt       the real pinned TReCS files (from
-                                                             SHARED_DATA) + miniature train words and
+    sequence_labels/{val_coco,val_oi,train_coco}.*.txt       the released TReCS files at hand (full or the
+                                                             vendored subset) + miniature train words and
                                                              train_coco.cleaned_tags.txt (the other name)
     val2017.zip, train2017.zip                               val2017/000000xxxxxx.jpg, train2017/...
     annotations_trainval2017.zip                             annotations/instances_{train,val}2017.json
@@ -20,7 +20,7 @@ holds (one base URL; the relative paths are those ``trecs_eval.data.download_sou
                                                              of val_oi.ids.txt; one picture for most)
 
 The evaluation narratives take their ids and words from the real TReCS files (the first lines
-whose words our tokenizer reproduces), so the pinned checksums hold and gold tags join; their
+whose words our tokenizer reproduces), so the label files are served unchanged and gold tags join; their
 pictures, traces and maps come from toyworld scenes.
 """
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from trecs_eval import __version__
 from trecs_eval.errors import TrecsEvalError, describe_os_error
+from trecs_eval.interrupt import check as check_interrupt
+from trecs_eval.interrupt import ctrl_c_stops
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -61,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
-        return int(args.handler(args) or EXIT_OK)
+        with ctrl_c_stops():
+            code = int(args.handler(args) or EXIT_OK)
+            check_interrupt()  # a Ctrl-C whose KeyboardInterrupt something swallowed still stops us
+        return code
     except TrecsEvalError as err:
         if args.verbose:
             raise

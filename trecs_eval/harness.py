@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import baselines  # noqa: F401  (registers the built-in systems)
+from trecs_eval import interrupt
 from trecs_eval.config import RunConfig, config_hash, config_to_dict
 from trecs_eval.data.evalset import EvalItem, EvalSet, build_evalset, load_toyworld
 from trecs_eval.data.localized_narratives import write_narratives_jsonl
@@ -115,6 +116,7 @@ def _stage(name: str, timings: dict[str, float], resume_hint: str) -> Iterator[N
     started = time.perf_counter()
     try:
         yield
+        interrupt.check()  # a Ctrl-C swallowed during the stage (in a __del__, say) stops the run here
     except TrecsEvalError:
         raise  # the CLI's one line says what to fix (finished work stays on disk); no second message
     except (Exception, KeyboardInterrupt):

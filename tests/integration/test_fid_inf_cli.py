@@ -1,4 +1,4 @@
-"""``trecs-eval metrics --metrics fid,fid_inf,is``: every interval contains its estimate (issue 11)."""
+"""``trecs-eval metrics --metrics fid,fid_inf,is``: every interval contains its estimate."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile inputs against the CLI (issue 9): each case exits 2 with one error line naming the file,
+"""Hostile inputs against the CLI: each case exits 2 with one error line naming the file,
 no traceback, and every file the user had is still there, byte for byte.
 
 Each entry of ``CASES`` builds its hostile input under ``tmp_path`` and returns the arguments and the

@@ -27,7 +27,7 @@ from trecs_eval.results import read_results
 
 N_EVAL = 50  # KID needs 50 images per side
 N_KILL = 16
-FID_KID_REL_TOL = 1e-10  # the bound; the features are bit-identical, so in fact 0
+FID_KID_REL_TOL = 1e-10  # the engine's promised bound; the features are bit-identical, so in fact 0
 KILL_AFTER_IMAGES = 4
 WAIT_S = 300  # generous: CI machines start Ray workers slowly under load
 ENGINE_KEYS = ("created", "timings", "execution")  # what may differ between engines

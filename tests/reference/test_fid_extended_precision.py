@@ -2,14 +2,14 @@
 
 The reference recomputes mean, covariance (ddof=1) and ``tr sqrt(S1^1/2 S2 S1^1/2)`` in mpmath
 with 40 significant digits from the same float64 features (its zero eigenvalues come out at
-~1e-40 instead of float64's ~1e-16). Measured (d=24 here; d=64 in the README):
+~1e-40 instead of float64's ~1e-16). Measured (d=24 here; d=64 in docs/statistics.md):
 
 * n > d: every method agrees with mpmath to ~1e-15;
 * n < d: the covariance product is singular and every method that takes square roots of its
   eigenvalues in float64 (our statistics path ``eigh``, torch-fidelity's ``eigvals`` of S1 S2,
   scipy's ``sqrtm`` as in pytorch-fid / clean-fid) adds sqrt(round-off) ~1e-8 per zero eigenvalue:
   ~1e-8 relative here, growing with the number of null directions (d - n) and the spectrum's
-  range (at d = 2048, n = 300 that is the 1e-5-scale disagreement of issue 11). Our feature path
+  range (at d = 2048, n = 300 that is the 1e-5-scale disagreement with torch-fidelity). Our feature path
   (nuclear norm of ``B_c A_c^T``, an SVD with no square root of round-off) agrees with mpmath
   to ~1e-16: **with n < d, ours from features is the accurate one**.
 """

@@ -2,7 +2,7 @@
 
 80 replications at d=8, n=120 (a few seconds). A true coverage of 0.95 falls in [0.87, 0.995]
 with probability ~0.99 at 80 replications (binomial sd 0.024), so a method that covers 0.80 or
-always covers (an interval far too wide) fails here; the full table is in the README.
+always covers (an interval far too wide) fails here; the full table is in docs/statistics.md.
 """
 
 from __future__ import annotations

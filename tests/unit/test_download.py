@@ -74,11 +74,12 @@ def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
 
 
-def test_pinned_checksums_of_the_real_trecs_files(server, tmp_path, sequence_labels_dir):
+@pytest.mark.full_labels
+def test_pinned_checksums_of_the_real_trecs_files(server, tmp_path, full_sequence_labels_dir):
     source = SOURCES["trecs-labels"]
     pinned = [r for r in source.files if r.sha256 is not None]
     for remote in pinned:
-        server.files[f"/{remote.remote_path}"] = (sequence_labels_dir / remote.name).read_bytes()
+        server.files[f"/{remote.remote_path}"] = (full_sequence_labels_dir / remote.name).read_bytes()
     server.files["/sequence_labels/train_coco.words.txt"] = b"a dog\n"
     server.files["/sequence_labels/train_coco.tags.txt"] = b"dog dog\n"
     paths = download("trecs-labels", tmp_path, base_url=server.url, progress=False)

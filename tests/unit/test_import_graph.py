@@ -1,4 +1,4 @@
-"""No import cycle in the package, and every module imports on its own (issue 14's measure cycle).
+"""No import cycle in the package, and every module imports on its own.
 
 The graph is read from the source (every ``import``, module-level or inside a function, except
 ``if TYPE_CHECKING:`` blocks, which never run): a cycle hidden behind a function-level import

@@ -47,7 +47,7 @@ def test_fid_resamples_equal_fid_against_reference(features):
         assert fast(idx) == pytest.approx(slow(gen[idx]), rel=FID_RESAMPLE_REL_TOL)
     result = fid_with_ci(gen, ref, n_resamples=50, alpha=0.05, seed=1)
     assert result.value == pytest.approx(fid.features_to_fid(gen, ref)[0], rel=0)
-    # The interval is the delta-method one around the value (issue 11: a bootstrap of resamples
+    # The interval is the delta-method one around the value (a bootstrap of resamples
     # with repeated images sat above the estimate), so it contains the value.
     expected = intervals.delta_interval(intervals.fid_influence(gen, ref), 0.05)
     assert (result.ci_low, result.ci_high) == pytest.approx((expected.low, expected.high), rel=1e-9)

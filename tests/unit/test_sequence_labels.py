@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from trecs_eval.data.coco_stuff import NAME_TO_ID
@@ -13,30 +15,45 @@ from trecs_eval.data.sequence_labels import (
 )
 from trecs_eval.errors import InputError
 
-LN_COCO_VAL_LINES = 8570  # released val_coco.* files (issue 2)
+# the released val files' sizes (the full files only: the vendored subset keeps fewer lines)
+LN_COCO_VAL_LINES = 8570
 LN_OI_VAL_LINES = 1000
 LN_COCO_VAL_DISTINCT_TAGS = 162
 
 
+def _lines(path) -> list[str]:
+    """The file's lines, counted independently of the reader (newline-separated, UTF-8)."""
+    return path.read_bytes().decode("utf-8").splitlines()
+
+
 def test_real_ln_coco_val(sequence_labels_dir):
     labels = read_sequence_labels(sequence_labels_dir, "val_coco")
-    assert len(labels) == LN_COCO_VAL_LINES
+    ids = _lines(sequence_labels_dir / "val_coco.ids.txt")
+    assert len(labels) == len(ids) and labels.ids == tuple(i.strip() for i in ids)
     assert labels.tags_file == "cleaned_tags"
     assert all(len(w) == len(t) for w, t in zip(labels.words, labels.tags, strict=True))
     counts = labels.label_counts()
-    assert len(counts) == LN_COCO_VAL_DISTINCT_TAGS
+    raw_tags = (sequence_labels_dir / "val_coco.cleaned_tags.txt").read_text(encoding="utf-8").split()
+    assert counts == Counter(raw_tags)
     assert set(counts) <= set(NAME_TO_ID)
     # independent count straight from the file, to check nothing was dropped or re-split
     raw = (sequence_labels_dir / "val_coco.words.txt").read_text(encoding="utf-8")
     assert labels.n_words == len(raw.split())
-    assert labels.ids[0] == (sequence_labels_dir / "val_coco.ids.txt").read_text().split()[0]
 
 
 def test_real_ln_openimages_val_words_only(sequence_labels_dir):
     labels = read_sequence_labels(sequence_labels_dir, "val_oi")
-    assert len(labels) == LN_OI_VAL_LINES
+    assert len(labels) == len(_lines(sequence_labels_dir / "val_oi.ids.txt"))
     assert labels.tags is None
     assert list_splits(sequence_labels_dir) == ["val_coco", "val_oi"]  # train_coco has ids only
+
+
+@pytest.mark.full_labels
+def test_released_val_files_have_their_published_sizes(full_sequence_labels_dir):
+    coco = read_sequence_labels(full_sequence_labels_dir, "val_coco")
+    assert len(coco) == LN_COCO_VAL_LINES
+    assert len(coco.label_counts()) == LN_COCO_VAL_DISTINCT_TAGS
+    assert len(read_sequence_labels(full_sequence_labels_dir, "val_oi")) == LN_OI_VAL_LINES
 
 
 def test_odd_characters_are_kept_as_released(sequence_labels_dir):

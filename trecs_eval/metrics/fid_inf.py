@@ -125,6 +125,6 @@ def features_to_fid_inf(features: np.ndarray, reference: np.ndarray | GaussianSt
     if min(sizes) < x.shape[1]:
         warnings = (f"FID_inf fitted on subsets of {min(sizes)}..{n} samples in {x.shape[1]} dimensions: "
                     "below the dimension FID is not linear in 1/n and the extrapolation is biased "
-                    "(README, Statistics); use at least as many samples as dimensions",)
+                    "(docs/statistics.md); use at least as many samples as dimensions",)
     return FidInfResult(intercept, intercept - half, intercept + half, se, se_sampling, se_fit, slope,
                         tuple(sizes), tuple(float(v) for v in fids), not fixed, warnings)

@@ -16,7 +16,7 @@ a run passes the image of each generated item (its narrative's) and of each refe
 population FID (FID is biased upwards, ~1/n; use ``fid_inf`` for n -> infinity) and for KID is
 (the unbiased MMD² is unbiased). Why not the percentile bootstrap: a resample with duplicates
 has ~0.632 n distinct items, so resampled FIDs sit *above* the estimate (the interval
-[190.0, 206.9] around FID 173.6 in a trial); the delta method has no such distortion, is
+[190.0, 206.9] around FID 173.6 on real COCO photos); the delta method has no such distortion, is
 symmetric around the estimate (so it always contains it), costs one eigendecomposition instead
 of hundreds, and is measured to cover in ``benchmarks/bench_coverage.py``. When generated and
 reference distributions are *equal* (population FD = 0, MMD² = 0) its first-order term vanishes

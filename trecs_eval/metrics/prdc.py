@@ -59,7 +59,7 @@ from trecs_eval.metrics.types import MetricInfo, MetricResult
 
 DEFAULT_NEAREST_K = 5
 DEFAULT_CHUNK_ROWS = 1024  # 1024 x 10k float64 = 80 MB per distance block
-DEFAULT_N_RESAMPLES = 1000  # means of per-item values: as the per-item metrics (README statistics)
+DEFAULT_N_RESAMPLES = 1000  # means of per-item values: as the per-item metrics (docs/statistics.md)
 METRIC_NAMES = ("precision", "recall", "density", "coverage")
 INFOS: dict[str, MetricInfo] = {
     "precision": MetricInfo("precision", True, "fraction",
