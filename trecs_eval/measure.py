@@ -195,6 +195,7 @@ def evaluate_set(plan: Sequence[PlannedMetric], extractors: FeatureExtractors, i
         found.results.append(replace(output.result, system=images.system))
         for column, values in output.columns.items():
             found.columns[column] = dict(values)
+        found.arrays.update(output.arrays)
     return found
 
 

@@ -44,6 +44,7 @@ def _cmmd(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
 INFO = MetricInfo(cmmd.INFO.name, cmmd.INFO.higher_is_better, cmmd.INFO.unit, cmmd.INFO.description,
                   display_name="CMMD", features=(SPACE,), feature_key="clip_cmmd_image",
                   interval="delta method on the estimator's influence values (CMMD at this n), "
-                           "resampling images; interval = false: none", column_order=23)
+                           "resampling images; interval = false: none", column_order=23,
+                  estimator="set_statistic", missing="unavailable")
 CMMD = Metric(INFO, _cmmd, params={"alpha": cmmd.DEFAULT_ALPHA, "estimator": cmmd.DEFAULT_ESTIMATOR,
                                    "interval": True}, needs=frozenset({"reference"}))

@@ -52,7 +52,8 @@ INFO = MetricInfo("fd_dinov2", False, "squared DINOv2 feature units",
                   "Fréchet distance of DINOv2 ViT-L/14 CLS features (dgm-eval), as FID's formula",
                   display_name="FD-DINOv2", features=(SPACE,), feature_key="dinov2",
                   interval="delta method (influence functions) for FD at this n, symmetric; "
-                           "n_resamples = 0: none", column_order=22, statistic="frechet")
+                           "n_resamples = 0: none", column_order=22, statistic="frechet",
+                  estimator="set_statistic", missing="unavailable")
 FD_DINOV2 = Metric(INFO, _fd_dinov2, params={"n_resamples": engine.DEFAULT_IMAGE_BOOTSTRAP,
                                              "alpha": engine.DEFAULT_ALPHA},
                    needs=frozenset({"reference"}))
