@@ -18,7 +18,7 @@ from markupsafe import Markup
 from reports import plots
 from reports.html import TEMPLATE_DIR
 from reports.load import LoadedRun, load_run
-from reports.tables import Cell, Column, Table, column_decimals, display_name, ordered_metrics
+from reports.tables import Cell, Column, Table, column_decimals, display_name, ordered_metrics, result_cell
 from trecs_eval.errors import InputError
 from trecs_eval.results import RESULTS_FILE
 
@@ -52,7 +52,7 @@ class History:
         if result is None:
             return Cell()
         status = "uncalibrated" if run.uncalibrated and result.status == "ok" else result.status
-        return Cell(result.value, result.ci_low, result.ci_high, status)
+        return result_cell(run, result, status)
 
     def _direction(self, system: str, metric: str) -> bool | None:
         declared = {r.higher_is_better for run in self.runs if (r := run.metric(system, metric)) is not None}
@@ -65,7 +65,8 @@ class History:
         for j, (system, metric) in enumerate(pairs):
             decimals = column_decimals([row[j].value for row in grid if row[j].has_value])
             columns.append(Column(f"{system}:{metric}", f"{system} {display_name(metric, self.runs[-1])}",
-                                  self._direction(system, metric), decimals))
+                                  self._direction(system, metric), decimals,
+                                  self.runs[-1].info(metric).resolved_estimator))
         return Table(f"Metric history of {self.runs_dir}", tuple(columns),
                      tuple(self.run_label(r) for r in self.runs), tuple(tuple(r) for r in grid),
                      uncalibrated=False, ci_style=ci_style, row_header="Run")

@@ -14,7 +14,10 @@ Every format renders the same cell text.
 
 Uncalibrated results (random weights) carry a ``†`` in every cell and a banner in every
 format (a ``calibration`` column in CSV), so they can never pass for real numbers. A failed
-metric shows ``failed``, a missing one ``n/a``: never a number.
+metric shows ``failed``, a missing one ``n/a``: never a number. A per-item mean or pooled
+ratio computed on fewer items than the system has (items without a value are excluded by the
+metric's declared ``missing`` rule) shows ``(n=K)``; a footnote names the pooled ratios
+(``estimator`` of the declaration: a ratio of summed counts, not a mean of per-item ratios).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from reports.load import LoadedRun, as_run, declared_info
 from trecs_eval.errors import InputError
+from trecs_eval.metrics.types import MetricResult
 from trecs_eval.results import RESULTS_FILE
 
 UNCALIBRATED_MARK = "†"
@@ -39,6 +43,8 @@ UNAVAILABLE_NOTE = ("unavailable: the extractor cannot give this metric here; th
                     "lack; a segmenter-based metric needs images the segmenter can label).")
 CI_STYLES = ("pm", "interval", "none")
 SYMMETRY_REL_TOL = 1e-6  # symmetric intervals agree to round-off; bootstrap ones differ by percent
+ITEM_ESTIMATORS = ("per_item_mean", "pooled_ratio")  # their n counts the system's items with a value
+PARTIAL_NOTE = "(n=K): computed on the K items that have a value; the others are excluded and counted."
 
 
 def display_name(metric: str, run: LoadedRun | None = None) -> str:
@@ -55,6 +61,7 @@ class Column:
     header: str
     higher_is_better: bool | None
     decimals: int
+    estimator: str = ""
 
     @property
     def arrow(self) -> str:
@@ -69,6 +76,7 @@ class Cell:
     ci_low: float = math.nan
     ci_high: float = math.nan
     status: str = "missing"
+    n: int | None = None  # set only when fewer items than the system's carry the value
 
     @property
     def has_value(self) -> bool:
@@ -137,7 +145,8 @@ class Table:
             return "n/a"
         # each cell carries its own calibration: a run may mix real Inception and random CLIP
         mark = UNCALIBRATED_MARK if cell.status == "uncalibrated" else ""
-        return self._number(cell, self.columns[col]) + mark
+        partial = f" (n={cell.n})" if cell.n is not None else ""
+        return self._number(cell, self.columns[col]) + mark + partial
 
     def footnotes(self) -> list[str]:
         notes = []
@@ -149,6 +158,11 @@ class Table:
             notes.append(f"{UNCALIBRATED_MARK} {UNCALIBRATED_BANNER}.")
         if any(c.status == "unavailable" for row in self.cells for c in row):
             notes.append(UNAVAILABLE_NOTE)
+        if any(c.n is not None for row in self.cells for c in row):
+            notes.append(PARTIAL_NOTE)
+        if pooled := [c.header for c in self.columns if c.estimator == "pooled_ratio"]:
+            notes.append(f"Pooled ratios (summed counts over the set, not a mean of per-image values): "
+                         f"{', '.join(dict.fromkeys(pooled))}.")
         return notes
 
     def to_markdown(self) -> str:
@@ -270,6 +284,18 @@ def ordered_metrics(names: Sequence[str], run: LoadedRun | None = None) -> list[
     return sorted(dict.fromkeys(names), key=lambda name: (info[name].column_order, name))
 
 
+def result_cell(run: LoadedRun, result: MetricResult | None, status: str | None = None) -> Cell:
+    """A result's cell; ``n`` shown when a per-item estimator had fewer items than the system."""
+    if result is None:
+        return Cell()
+    system = next((s for s in run.results.systems if s.name == result.system), None)
+    n_items = getattr(system, "n_items", None)
+    partial = (run.info(result.name).resolved_estimator in ITEM_ESTIMATORS and n_items is not None
+               and 0 < result.n < n_items)
+    return Cell(result.value, result.ci_low, result.ci_high, status or result.status,
+                result.n if partial else None)
+
+
 def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, ci_style: str = "pm") -> Table:
     """The run's main table: one row per system, one column per metric (paper order first)."""
     run = as_run(run)
@@ -281,9 +307,10 @@ def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, c
         if len(declared) > 1:
             raise InputError(f"metric {name!r} declares both directions across systems",
                              path=str(run.run_dir / RESULTS_FILE), field="higher_is_better")
-        cells = [Cell() if m is None else Cell(m.value, m.ci_low, m.ci_high, m.status) for m in results]
+        cells = [result_cell(run, m) for m in results]
         decimals = column_decimals([c.value for c in cells if c.has_value])
-        columns.append(Column(name, display_name(name, run), declared.pop() if declared else None, decimals))
+        columns.append(Column(name, display_name(name, run), declared.pop() if declared else None, decimals,
+                              run.info(name).resolved_estimator))
         for row, cell in zip(grid, cells, strict=True):
             row.append(cell)
     dataset = run.results.dataset.get("name") or run.results.dataset.get("split") or ""
