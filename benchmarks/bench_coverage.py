@@ -1,4 +1,5 @@
-"""Coverage of every interval, FID_inf's bias, and the gate's false-alarm rate and power, by simulation.
+"""Coverage of every interval and FID_inf's bias, by simulation (the gate's false-alarm rate and
+power: ``benchmarks/bench_gate.py``, through the shipped ``reports/compare.py``).
 
 Gaussian "features" with known moments (diagonal covariances: FID and the cubic-kernel KID are
 invariant to rotating both sets, so this loses no generality):
@@ -10,10 +11,7 @@ invariant to rotating both sets, so this loses no generality):
   (its own error, sd/sqrt(reps), is printed); the same for KID (unbiased: equal to MMD²) and IS
   (logits = features @ a fixed random matrix, 10 splits);
 * per-item metric: scores ``u_image + v_image,system + e_item`` with 2 narratives per image;
-  population mean known (0 + shift); the cluster bootstrap's coverage beside the naive one;
-* gate: run B drawn like A (H0; items paired, correlation 0.5) or shifted (H1: generated mean
-  + ``shift`` per dimension, per-item scores + ``score_shift``); rejection rate per metric and
-  the family-wise rate over the four metrics with Holm.
+  population mean known (0 + shift); the cluster bootstrap's coverage beside the naive one.
 
     python benchmarks/bench_coverage.py                       # d=64 at n=200,1000; 200 reps
     python benchmarks/bench_coverage.py --d 2048 --n 200 --reps 200
@@ -38,7 +36,6 @@ from trecs_eval.metrics.inception_score import logits_to_inception_score
 
 ALPHA = 0.05
 N_CLASSES = 20
-GATE_METRICS = ("fid", "kid", "is", "per_item")
 
 
 @dataclass(frozen=True)
@@ -49,8 +46,6 @@ class Setting:
     n: int
     mean_shift: float = 0.15  # per dimension, generated vs reference
     scale: float = 1.5  # generated variance = scale * reference variance
-    gate_shift: float = 0.03  # H1: B's generated mean moves by this per dimension
-    score_shift: float = 0.15  # H1: B's per-item scores move by this
     narratives_per_image: int = 2
     n_resamples: int = 400
 
@@ -97,22 +92,6 @@ def _scores(rng: np.random.Generator, image_effect: np.ndarray, k: int, shift: f
     return np.repeat(image_effect + system_effect, k) + rng.normal(0.0, 0.5, image_effect.size * k) + shift
 
 
-def _gate(tally: Tally, label: str, a: dict, b: dict, images: np.ndarray) -> None:
-    tests = {
-        "fid": intervals.paired_delta_test(a["fid"], b["fid"], ALPHA),
-        "kid": intervals.paired_delta_test(a["kid"], b["kid"], ALPHA),
-        "is": intervals.paired_split_test(a["is"], b["is"], ALPHA),
-    }
-    # the gate's per-item test (reports/compare.py): cluster-robust paired z on the mean difference
-    item = intervals.paired_delta_test(intervals.mean_influence(a["scores"]),
-                                       intervals.mean_influence(b["scores"]), ALPHA, images)
-    p = [tests["fid"].p_value, tests["kid"].p_value, tests["is"].p_value, item.p_value]
-    for metric, value in zip(GATE_METRICS, p, strict=True):
-        tally.hit(f"{label}:{metric}", value < ALPHA)
-    tally.hit(f"{label}:any (Holm)", bool(np.any(intervals.adjust_p_values(p, "holm") < ALPHA)))
-    tally.hit(f"{label}:any (none)", bool(np.any(np.array(p) < ALPHA)))
-
-
 def _system(rng: np.random.Generator, s: Setting, gen: np.ndarray, ref: np.ndarray, classes: np.ndarray,
             scores: np.ndarray, seed: int) -> dict:
     return {"fid": intervals.fid_influence(gen, ref), "kid": intervals.kid_influence(gen, ref),
@@ -125,8 +104,6 @@ def replicate(s: Setting, rep: int, tally: Tally, with_fid_inf: bool) -> None:
     classes = np.random.default_rng(7).normal(0.0, 3.0 / math.sqrt(s.d), (s.d, N_CLASSES))
     ref = _draw(rng, s, s.n, 0.0, 1.0)
     gen_a = _draw(rng, s, s.n, s.mean_shift, s.scale)
-    fresh = _draw(rng, s, s.n, s.mean_shift, s.scale)
-    gen_b = s.mean_shift + 0.5 * (gen_a - s.mean_shift) + math.sqrt(0.75) * (fresh - s.mean_shift)
     k = s.narratives_per_image
     image_effect = rng.normal(0.0, 1.0, s.n // k)
     images = np.repeat(np.arange(s.n // k), k).astype(str)
@@ -144,11 +121,6 @@ def replicate(s: Setting, rep: int, tally: Tally, with_fid_inf: bool) -> None:
         inf = features_to_fid_inf(gen_a, ref, seed=rep)
         tally.add("fid_inf", inf.value, inf.high - inf.value)
         tally.hit("fid_inf", abs(inf.value - frechet_distance(s)) <= z * inf.se)
-    b0 = _system(rng, s, gen_b, ref, classes, _scores(rng, image_effect, k, 0.0), rep)
-    _gate(tally, "H0", a, b0, images)
-    shifted = _scores(rng, image_effect, k, s.score_shift)
-    b1 = _system(rng, s, gen_b + s.gate_shift, ref, classes, shifted, rep)
-    _gate(tally, "H1", a, b1, images)
 
 
 def degenerate_coverage(d: int, n: int, reps: int) -> float:
@@ -178,16 +150,12 @@ def simulate(s: Setting, reps: int, with_fid_inf: bool = True) -> dict[str, floa
         out["cover fid_inf"] = tally.rate("fid_inf")
         out["fid_inf bias"] = float(np.mean(tally.values["fid_inf"]) - fd)
         out["fid_inf mean half-width"] = float(np.mean(tally.halves["fid_inf"]))
-    for label in ("H0", "H1"):
-        for metric in (*GATE_METRICS, "any (Holm)", "any (none)"):
-            out[f"{label} {metric}"] = tally.rate(f"{label}:{metric}")
     return out
 
 
 def _markdown(rows: list[tuple[Setting, int, dict[str, float], float]]) -> str:
     head = ("| d | n | reps | FD | E FID_n | cover FID | cover KID | cover IS "
-            "| cover per-item (images / naive) | cover FID_inf | FID_inf bias | α FID/KID/IS/item "
-            "| FWER Holm (none) | power FID/KID/IS/item | s |")
+            "| cover per-item (images / naive) | cover FID_inf | FID_inf bias | s |")
     lines = [head, "|" + "---:|" * (head.count("|") - 1)]
     for s, reps, r, seconds in rows:
         inf = (f"{r['cover fid_inf']:.3f} | {r['fid_inf bias']:+.3g}" if "cover fid_inf" in r
@@ -196,9 +164,6 @@ def _markdown(rows: list[tuple[Setting, int, dict[str, float], float]]) -> str:
             f"| {s.d} | {s.n} | {reps} | {r['FD (closed form)']:.3g} | {r['E FID_n (MC)']:.4g} "
             f"| {r['cover fid']:.3f} | {r['cover kid']:.3f} | {r['cover is']:.3f} "
             f"| {r['cover per_item (images)']:.3f} / {r['cover per_item (naive)']:.3f} | {inf} "
-            f"| {r['H0 fid']:.3f}/{r['H0 kid']:.3f}/{r['H0 is']:.3f}/{r['H0 per_item']:.3f} "
-            f"| {r['H0 any (Holm)']:.3f} ({r['H0 any (none)']:.3f}) "
-            f"| {r['H1 fid']:.2f}/{r['H1 kid']:.2f}/{r['H1 is']:.2f}/{r['H1 per_item']:.2f} "
             f"| {seconds:.0f} |")
     return "\n".join(lines)
 

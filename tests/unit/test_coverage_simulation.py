@@ -13,9 +13,6 @@ from benchmarks.bench_coverage import Setting, simulate
 
 REPS = 80
 COVERAGE_BOUNDS = (0.87, 0.995)
-# Four tests per replication under H0; Holm keeps the chance of any false alarm <= 5 %
-# (+ MC slack: binomial sd at 80 replications 0.024, so 0.10 is ~2 sd above 0.05).
-FWER_MAX = 0.10
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +29,6 @@ def test_each_interval_covers_near_its_nominal_95_percent(table: dict[str, float
 def test_ignoring_clusters_under_covers(table: dict[str, float]) -> None:
     # Two narratives per image share the image's effect: the naive item bootstrap is too narrow.
     assert table["cover per_item (naive)"] < table["cover per_item (images)"] - 0.05
-
-
-def test_gate_false_alarm_rate_is_controlled_and_it_has_power(table: dict[str, float]) -> None:
-    assert table["H0 any (Holm)"] <= FWER_MAX
-    for metric in ("fid", "kid", "is", "per_item"):
-        assert table[f"H0 {metric}"] <= FWER_MAX, metric
-    assert table["H1 per_item"] > 3 * table["H0 per_item"] + 0.1
-    assert table["H1 fid"] > table["H0 fid"]
 
 
 def test_fid_at_n_is_biased_and_fid_inf_removes_most_of_it(table: dict[str, float]) -> None:

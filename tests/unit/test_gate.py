@@ -176,3 +176,12 @@ def test_fid_clusters_generated_and_reference_items_by_image(tmp_path):
                 + _clustered_variance(found[1].reference - found[0].reference, images))
     assert row.n_clusters == N_ITEMS // PER_IMAGE
     assert row.ci_high - row.delta == pytest.approx(Z95 * math.sqrt(variance), rel=1e-6)
+
+
+def test_the_split_test_p_value_is_scipys_two_sided_paired_t():
+    rng = np.random.default_rng(11)
+    a = rng.normal(5.0, 0.3, 10)
+    for shift in (0.25, -0.25):
+        b = a + shift + rng.normal(0, 0.3, 10)
+        found = intervals.paired_split_test(a, b, 0.05)
+        assert found.p_value == pytest.approx(stats.ttest_rel(b, a).pvalue, rel=1e-9)
