@@ -4,7 +4,9 @@ values are the finite-difference derivatives of that ratio, and the gate tests t
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 
 from reports.compare import compare_runs
 from tests.report_fixtures import DEFAULT_VALUES, make_run_dir
@@ -15,6 +17,8 @@ from trecs_eval.metrics.label_canvas import class_counts
 FINITE_DIFFERENCE_ABS_TOL = 1e-6
 STEP = 1e-5
 N_IMAGES = 12
+PER_IMAGE = 3  # narratives per image in the gate's runs: the test's clusters
+Z95 = float(stats.norm.ppf(0.975))
 
 
 def _counts(seed: int, n: int = N_IMAGES) -> np.ndarray:
@@ -56,7 +60,7 @@ def test_pooled_value_is_the_ratio_of_sums_not_the_mean_of_ratios():
 
 def _pooled_run(path, counts: np.ndarray) -> None:
     values = {**DEFAULT_VALUES, "canvas_miou": (0.5,), "canvas_pixel_accuracy": (0.6,)}
-    make_run_dir(path, systems=("trecs",), n_items=N_IMAGES, values=values)
+    make_run_dir(path, systems=("trecs",), n_items=N_IMAGES, values=values, narratives_per_image=PER_IMAGE)
     features = dict(np.load(path / "features" / "trecs.npz"))
     features["canvas_counts"] = counts
     np.savez(path / "features" / "trecs.npz", **features)
@@ -76,3 +80,10 @@ def test_the_gate_tests_the_pooled_ratio_the_run_reports_and_drops_items_without
         assert row.value_a == pytest.approx(pooled.pooled_value(counts_a, statistic), rel=1e-12)
         assert row.value_b == pytest.approx(pooled.pooled_value(counts_b[keep], statistic), rel=1e-12)
         assert row.method and row.ci_low < row.delta < row.ci_high
+        diff = (pooled.pooled_influence(counts_b[keep], statistic).generated
+                - pooled.pooled_influence(counts_a[keep], statistic).generated)
+        images = [i // PER_IMAGE for i in np.flatnonzero(keep)]
+        totals = pd.Series(diff - diff.mean()).groupby(images).sum().to_numpy()
+        variance = totals.size / (totals.size - 1) * np.sum(totals**2) / diff.size**2
+        assert row.n_clusters == N_IMAGES // PER_IMAGE
+        assert row.ci_high - row.delta == pytest.approx(Z95 * np.sqrt(variance), rel=1e-9)

@@ -34,7 +34,7 @@ def has_value(counts: np.ndarray) -> np.ndarray:
 
 def pooled_value(counts: np.ndarray, statistic: str) -> float:
     """The pooled ratio of (n, 3, 256) per-item counts, as the run computes it."""
-    totals = np.asarray(counts, dtype=np.int64).sum(axis=0)
+    totals = np.asarray(counts, dtype=np.float64).sum(axis=0)  # counts, or weighted counts
     if statistic == "pixel_accuracy":
         return pixel_accuracy_from_counts(totals)
     if statistic == "miou":
