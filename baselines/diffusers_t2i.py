@@ -56,6 +56,8 @@ class DiffusionBase:
         self.p = p
         self.device = "cuda" if context.device == "cuda" else "cpu"
         self.dtype = resolve_dtype(self.name, p["dtype"], self.device)
+        # fp16 on CUDA and fp32 on CPU make other pixels from one config: part of the images' identity
+        self.numeric_identity = {"device": self.device, "dtype": self.dtype}
         loader = getattr(import_diffusers(), loader_name)
         self.pipe = load_pipeline(self.name, loader, p["model"], self.dtype, p["allow_download"], self.device,
                                   p["scheduler"])

@@ -1,4 +1,5 @@
-"""Coverage of every interval, FID_inf's bias, and the gate's false-alarm rate and power, by simulation.
+"""Coverage of every interval and FID_inf's bias, by simulation (the gate's false-alarm rate and
+power: ``benchmarks/bench_gate.py``, through the shipped ``reports/compare.py``).
 
 Gaussian "features" with known moments (diagonal covariances: FID and the cubic-kernel KID are
 invariant to rotating both sets, so this loses no generality):
@@ -26,9 +27,6 @@ every narrative its own cluster (what the run did before).
 * per-item metric: scores ``u_image + v_image,system + e_item``; population mean known (0 + shift);
 * pooled ratio: per narrative ``TP ~ Bin(G_image, expit(b_image + e_item))`` pixels of ``G_image``
   (image sizes vary); population ratio ``E[G p] / E[G]`` by a 10^6-draw Monte Carlo;
-* gate: run B drawn like A (H0; items paired, correlation 0.5) or shifted (H1: generated mean
-  + ``shift`` per dimension, per-item scores + ``score_shift``); rejection rate per metric and
-  the family-wise rate over the four metrics with Holm.
 
     python benchmarks/bench_coverage.py                       # d=64 at n=200,1000; 200 reps
     python benchmarks/bench_coverage.py --d 16 --n 300 --reps 200   # minutes: the docs' small row
@@ -54,14 +52,12 @@ from trecs_eval.features.identity import ExtractorIdentity
 from trecs_eval.features.inception import InceptionFeatures
 from trecs_eval.metrics import cmmd, engine, intervals, label_canvas
 from trecs_eval.metrics.bootstrap import bootstrap_mean_ci, bootstrap_statistic_ci
-from trecs_eval.metrics.inception_score import logits_to_inception_score
 
 ALPHA = 0.05
 N_CLASSES = 20
 IDENTITY = ExtractorIdentity(name="simulated", weights_sha256="0" * 64, layers=("pool", "logits"),
                              preprocessing="none")
 POOLED_MEAN, POOLED_SD, ITEM_SD = 0.4, 1.0, 0.5  # logit of an image's accuracy; a narrative's deviation
-GATE_METRICS = ("fid", "kid", "is", "per_item")
 
 
 @dataclass(frozen=True)
@@ -72,8 +68,6 @@ class Setting:
     n: int
     mean_shift: float = 0.15  # per dimension, generated vs reference
     scale: float = 1.5  # generated variance = scale * reference variance
-    gate_shift: float = 0.03  # H1: B's generated mean moves by this per dimension
-    score_shift: float = 0.15  # H1: B's per-item scores move by this
     narratives_per_image: float = 1.7  # LN-COCO's; an image has 2 narratives or 1 (module doc)
     image_share: float = 0.5  # share of a generated item's variance its image explains
     cross: float = 0.0  # correlation of an image's reference latent with its narratives' generated ones
@@ -201,29 +195,6 @@ def run_intervals(tally: Tally, s: Setting, rep: int, gen: np.ndarray, ref: np.n
         tally.hit(key, low <= truth <= high)
 
 
-def _gate(tally: Tally, label: str, a: dict, b: dict, images: np.ndarray) -> None:
-    tests = {
-        "fid": intervals.paired_delta_test(a["fid"], b["fid"], ALPHA),
-        "kid": intervals.paired_delta_test(a["kid"], b["kid"], ALPHA),
-        "is": intervals.paired_split_test(a["is"], b["is"], ALPHA),
-    }
-    # the gate's per-item test (reports/compare.py): cluster-robust paired z on the mean difference
-    item = intervals.paired_delta_test(intervals.mean_influence(a["scores"]),
-                                       intervals.mean_influence(b["scores"]), ALPHA, images)
-    p = [tests["fid"].p_value, tests["kid"].p_value, tests["is"].p_value, item.p_value]
-    for metric, value in zip(GATE_METRICS, p, strict=True):
-        tally.hit(f"{label}:{metric}", value < ALPHA)
-    tally.hit(f"{label}:any (Holm)", bool(np.any(intervals.adjust_p_values(p, "holm") < ALPHA)))
-    tally.hit(f"{label}:any (none)", bool(np.any(np.array(p) < ALPHA)))
-
-
-def _system(rng: np.random.Generator, s: Setting, gen: np.ndarray, ref: np.ndarray, classes: np.ndarray,
-            scores: np.ndarray, seed: int) -> dict:
-    return {"fid": intervals.fid_influence(gen, ref), "kid": intervals.kid_influence(gen, ref),
-            "is": logits_to_inception_score(gen @ classes, seed=seed).split_scores, "scores": scores,
-            "n_resamples": s.n_resamples}
-
-
 def replicate(s: Setting, rep: int, tally: Tally, with_fid_inf: bool) -> None:
     rng = np.random.default_rng([s.d, s.n, rep])
     classes = np.random.default_rng(7).normal(0.0, 3.0 / math.sqrt(s.d), (s.d, N_CLASSES))
@@ -231,20 +202,13 @@ def replicate(s: Setting, rep: int, tally: Tally, with_fid_inf: bool) -> None:
     ref_latent = rng.standard_normal((sizes.size, s.d))
     ref = ref_latent * np.sqrt(spectrum(s.d))  # each image once
     gen_a = _draw_clustered(rng, s, sizes, s.mean_shift, s.scale, ref_latent)
-    fresh = _draw_clustered(rng, s, sizes, s.mean_shift, s.scale)  # B keeps A's law (FID reads marginals)
-    gen_b = s.mean_shift + 0.5 * (gen_a - s.mean_shift) + math.sqrt(0.75) * (fresh - s.mean_shift)
     image_effect = rng.normal(0.0, 1.0, sizes.size)
     images = np.repeat(np.arange(sizes.size), sizes).astype(str)
-    a = _system(rng, s, gen_a, ref, classes, _scores(rng, image_effect, sizes, 0.0), rep)
+    scores = _scores(rng, image_effect, sizes, 0.0)
     run_intervals(tally, s, rep, gen_a, ref, classes, images, with_fid_inf)
     for key, clusters in (("per_item (images)", images), ("per_item (naive)", None)):
-        _, low, high = bootstrap_mean_ci(a["scores"], s.n_resamples, seed=rep, clusters=clusters)
+        _, low, high = bootstrap_mean_ci(scores, s.n_resamples, seed=rep, clusters=clusters)
         tally.hit(key, low <= 0.0 <= high)  # population mean of the scores is 0
-    b0 = _system(rng, s, gen_b, ref, classes, _scores(rng, image_effect, sizes, 0.0), rep)
-    _gate(tally, "H0", a, b0, images)
-    shifted = _scores(rng, image_effect, sizes, s.score_shift)
-    b1 = _system(rng, s, gen_b + s.gate_shift, ref, classes, shifted, rep)
-    _gate(tally, "H1", a, b1, images)
 
 
 def degenerate_coverage(d: int, n: int, reps: int) -> dict[str, float]:
@@ -283,17 +247,13 @@ def simulate(s: Setting, reps: int, with_fid_inf: bool = True) -> dict[str, floa
         out["cover fid_inf"] = tally.rate("fid_inf")
         out["fid_inf bias"] = float(np.mean(tally.values["fid_inf"]) - fd)
         out["fid_inf mean half-width"] = float(np.mean(tally.halves["fid_inf"]))
-    for label in ("H0", "H1"):
-        for metric in (*GATE_METRICS, "any (Holm)", "any (none)"):
-            out[f"{label} {metric}"] = tally.rate(f"{label}:{metric}")
     return out
 
 
 def _markdown(rows: list[tuple[Setting, int, dict[str, float], float]]) -> str:
     head = ("| d | n (images) | reps | FD | E FID_n | cover FID (naive) | se ratio | cover KID (naive) "
             "| cover CMMD (naive) | cover IS | cover per-item (naive) | cover pooled (naive) "
-            "| cover FID_inf | FID_inf bias | α FID/KID/IS/item | FWER Holm (none) | power FID/KID/IS/item "
-            "| s |")
+            "| cover FID_inf | FID_inf bias | s |")
     lines = [head, "|" + "---:|" * (head.count("|") - 1)]
     for s, reps, r, seconds in rows:
         inf = (f"{r['cover fid_inf']:.3f} | {r['fid_inf bias']:+.3g}" if "cover fid_inf" in r
@@ -307,9 +267,6 @@ def _markdown(rows: list[tuple[Setting, int, dict[str, float], float]]) -> str:
             f"| {r['cover cmmd']:.3f} ({r['cover cmmd (naive)']:.3f}) | {r['cover is']:.3f} "
             f"| {r['cover per_item (images)']:.3f} ({r['cover per_item (naive)']:.3f}) "
             f"| {r['cover pooled (images)']:.3f} ({r['cover pooled (naive)']:.3f}) | {inf} "
-            f"| {r['H0 fid']:.3f}/{r['H0 kid']:.3f}/{r['H0 is']:.3f}/{r['H0 per_item']:.3f} "
-            f"| {r['H0 any (Holm)']:.3f} ({r['H0 any (none)']:.3f}) "
-            f"| {r['H1 fid']:.2f}/{r['H1 kid']:.2f}/{r['H1 is']:.2f}/{r['H1 per_item']:.2f} "
             f"| {seconds:.0f} |")
     return "\n".join(lines)
 

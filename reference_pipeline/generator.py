@@ -213,6 +213,9 @@ class TReCSGenerator:
             from reference_pipeline.synthesize.ccfpse import CcfpseSynthesizer
 
             self.network = CcfpseSynthesizer(self.params.ccfpse_checkpoint, context.device)
+        # a network synthesizer or CLIP retrieval runs on the device: its pixels and choices follow it
+        uses_device = self.network is not None or p.retriever == "clip"
+        self.numeric_identity = {"device": context.device} if uses_device else {}
 
     def _train_dir(self, purpose: str) -> Path:
         if self.context.train_dir is None:

@@ -1,34 +1,39 @@
 """The regression gate: compare run B against run A metric by metric, with paired tests.
 
-For every (system, metric) both runs hold, ``delta = B - A`` over the items both runs share
-(item i of A is paired with item i of B), with a two-sided test of ``H0: E delta = 0``:
+For every (system, metric) both runs hold, ``delta = B - A`` of the number each run reports,
+over the items both runs share and score (item i of A is paired with item i of B), with a
+two-sided test of ``H0: delta = 0``. Which number and which test come from the metric's
+declaration (``estimator``, ``missing``; :mod:`reports.compare_rows`):
 
-* FID, KID (and any metric whose declaration names the ``frechet`` or ``kid`` statistic on a
-  feature array, e.g. FD-DINOv2): recomputed from ``features/{system}.npz`` and
-  ``features/reference.npz``; a paired delta-method z-test
-  (:func:`trecs_eval.metrics.intervals.paired_delta_test`): the influence values of B minus
-  those of A, summed per cluster (image), plus the reference items' (shared by both runs). No
-  resampling: one eigendecomposition per run and system, so LN-COCO-sized gates run in minutes
-  (``benchmarks/bench_compare.py``, which also shows the agreement with the paired bootstrap).
-  KID is the unbiased MMD² over all pairs, the value the run reports.
+* per-item means (CLIPScore, R-precision, trace-canvas accuracy, ...): paired over the items
+  with a value in both runs (the rest are dropped and counted); a z-test of the mean difference
+  with the cluster-robust (image) variance of the per-item differences.
+* pooled ratios (canvas / segmentation pixel accuracy and mIoU): the ratio of the summed class
+  counts, as the run reports it; a cluster-level delta-method z-test (cluster = image).
+* FID, KID, FD-DINOv2: recomputed from ``features/*.npz``; a paired delta-method z-test
+  (:func:`trecs_eval.metrics.intervals.paired_delta_test`): influence values of B minus those of
+  A, summed per image, plus the reference items' (shared by both runs), clustered by image. No
+  resampling (``benchmarks/bench_compare.py``). KID is the unbiased MMD² over all pairs.
 * IS: a paired t-test over the per-split differences (both runs split the shared items with the
-  same seeded permutation, so split k holds the same items in both; the splits are independent
-  when items are; the splits do not follow images, so narratives of one image may share or
-  straddle splits: with several narratives per image this test is somewhat liberal).
-* per-item metrics (a numeric column of samples.parquet: CLIPScore, R-precision, ...): a paired
-  z-test of the mean difference with the cluster-robust (image) variance of the per-item
-  differences, the delta method for a mean. Not the paired bootstrap: its p-value cannot go below
-  2/(resamples + 1) = 0.002, so after a Holm correction over the ~50 rows of a demo-sized gate a
-  per-item metric could never fail it (a 0.84 -> 0.53 trace-canvas drop passed with p_adj 0.10).
+  same seeded permutation; the splits do not follow images, so with several narratives per
+  image this test is somewhat liberal).
+* Set statistics without a paired test (FID-inf, recall, coverage, CMMD): the row shows both
+  reported values and is not tested.
+
+**Never a blind pass.** A row whose number should be protected but cannot be tested (a failure,
+a metric unavailable in one run only, missing features, fewer than 2 images with a value in
+both runs, a non-finite p-value) is *untestable*: the gate fails (exit 1) and names it, unless
+``allow_untestable``. A metric named in ``metrics`` or ``thresholds`` is protected even when it
+is unavailable in both runs or has no paired test.
 
 **Family-wise error.** One gate tests every metric of every system; ``correction`` (default
-``holm``) adjusts the p-values over all compared rows so that the chance of *any* false alarm
+``holm``) adjusts the p-values over all tested rows so that the chance of *any* false alarm
 when nothing changed is at most ``alpha`` (Holm 1979; ``bonferroni`` is more conservative,
 ``none`` controls each row alone). A change is *significant* when its adjusted p < alpha; its
 direction (better / worse) comes from the metric's declared ``higher_is_better``. A
 *regression* is a significant worsening larger than the metric's threshold (0 unless given);
 it fails the gate (exit 1). The CI shown is the unadjusted 95 % interval of the delta.
-Measured false-alarm rate and power: ``benchmarks/bench_coverage.py`` and the README.
+Measured false-alarm rate: ``benchmarks/bench_gate.py`` and ``docs/gate.md``.
 """
 
 from __future__ import annotations
@@ -38,32 +43,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
+from reports.compare_rows import item_ids, paired_test
 from reports.load import LoadedRun, array_digest, as_run
 from trecs_eval.errors import ConfigError, IdentityMismatchError, InputError, TrecsEvalError, UnknownNameError
 from trecs_eval.errors import suggest as did_you_mean
 from trecs_eval.metrics import intervals
-from trecs_eval.metrics.inception_score import DEFAULT_SPLITS, logits_to_inception_score
-from trecs_eval.metrics.intervals import (
-    DEFAULT_CORRECTION,
-    PairedTest,
-    adjust_p_values,
-    mean_influence,
-    paired_delta_test,
-)
+from trecs_eval.metrics.intervals import DEFAULT_CORRECTION, adjust_p_values
 from trecs_eval.metrics.resample import ReferenceSet
-from trecs_eval.metrics.types import MetricResult
 from trecs_eval.rundir import REFERENCE_FEATURES
 
 BETTER, WORSE, NO_CHANGE, NOT_COMPARED = "better", "worse", "no significant change", "not compared"
 DEFAULT_N_RESAMPLES = 1000
 DEFAULT_ALPHA = 0.05
-# Set statistics recomputed from features/*.npz (the metric's declared ``MetricInfo.statistic`` on
-# its ``feature_key`` array): FID and FD-DINOv2 are both "frechet"; "inception_score" needs no reference.
-INFLUENCE = {"frechet": intervals.fid_influence, "kid": intervals.kid_influence}
-FEATURE_STATISTICS = (*INFLUENCE, "inception_score")
+SOURCES = {"per_item_mean": "samples"}  # where a row's numbers come from; else features/*.npz
 
 
 @dataclass(frozen=True)
@@ -120,6 +114,11 @@ class MetricComparison:
     threshold: float = 0.0
     regression: bool = False
     reason: str = ""
+    estimator: str = ""
+    n_dropped: int = 0
+    dropped: str = ""
+    untestable: bool = False
+    named: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,22 +133,29 @@ class Comparison:
     alpha: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
     correction: str = DEFAULT_CORRECTION
+    allow_untestable: bool = False
 
     @property
     def regressions(self) -> list[MetricComparison]:
         return [r for r in self.rows if r.regression]
 
     @property
+    def untestable(self) -> list[MetricComparison]:
+        """Rows the gate should have tested and could not (they fail it unless allowed)."""
+        return [r for r in self.rows if r.untestable]
+
+    @property
     def exit_code(self) -> int:
-        """1 when any metric regressed beyond its threshold with significance, else 0."""
-        return 1 if self.regressions else 0
+        """1 when any metric regressed beyond its threshold with significance, or a protected
+        metric could not be tested (unless ``allow_untestable``), else 0."""
+        return 1 if self.regressions or (self.untestable and not self.allow_untestable) else 0
 
     def to_dict(self) -> dict[str, object]:
         rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in asdict(r).items()} for r in self.rows]
         return {"run_a": self.run_a, "run_b": self.run_b, "n_resamples": self.n_resamples,
                 "seed": self.seed, "alpha": self.alpha, "correction": self.correction,
-                "warnings": list(self.warnings),
+                "allow_untestable": self.allow_untestable, "warnings": list(self.warnings),
                 "exit_code": self.exit_code, "rows": rows}
 
 
@@ -173,17 +179,9 @@ def _check_identities(a: LoadedRun, b: LoadedRun, allow: bool, warnings: list[st
         warnings.append(message)
 
 
-def _item_ids(run: LoadedRun, system: str) -> list[str]:
-    """The system's item ids in the run's own order (IS splits depend on the order)."""
-    if run.samples is not None:
-        return list(run.samples.loc[run.samples["system"] == system, "item_id"])
-    features = run.features(system)
-    return list(features["item_ids"]) if features and "item_ids" in features else []
-
-
 def _shared_items(a: LoadedRun, b: LoadedRun, system: str, allow: bool, warnings: list[str]) -> list[str]:
-    ordered_a = _item_ids(a, system)
-    ids_a, ids_b = set(ordered_a), set(_item_ids(b, system))
+    ordered_a = item_ids(a, system)
+    ids_a, ids_b = set(ordered_a), set(item_ids(b, system))
     if ids_a != ids_b:
         only_a, only_b = sorted(ids_a - ids_b), sorted(ids_b - ids_a)
         message = (f"system {system!r}: the runs evaluated different items ({len(only_a)} only in A, e.g. "
@@ -196,107 +194,39 @@ def _shared_items(a: LoadedRun, b: LoadedRun, system: str, allow: bool, warnings
     return [item for item in ordered_a if item in ids_b]  # run A's order, for both runs
 
 
-def _aligned(run: LoadedRun, system: str, key: str, items: Sequence[str]) -> np.ndarray | None:
-    features = run.features(system)
-    if features is None or key not in features or "item_ids" not in features:
-        return None
-    position = {item: i for i, item in enumerate(features["item_ids"])}
-    missing = [item for item in items if item not in position]
-    if missing:
-        raise InputError(f"no features for {len(missing)} items (e.g. {missing[:3]})",
-                         path=str(run.features_path(system)), field="item_ids")
-    return features[key][[position[item] for item in items]]
-
-
-def _is_splits(logits: np.ndarray, result: MetricResult) -> np.ndarray:
-    """Per-split IS of ``logits`` with the run's splits and seed (their mean is the run's IS)."""
-    splits = int(result.params.get("splits", DEFAULT_SPLITS))
-    seed = result.seed if result.seed is not None else 0
-    return logits_to_inception_score(logits, seed=seed, splits=splits).split_scores
-
-
-def _clusters(run: LoadedRun, items: Sequence[str]) -> list[str]:
-    """The image of each item (``narratives.jsonl``); an item without a narrative is its own image."""
-    return [run.narratives[i].image_id if i in run.narratives else f"item:{i}" for i in items]
-
-
-def _feature_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
-                  references: dict[str, ReferenceSet], alpha: float
-                  ) -> tuple[float, float, PairedTest] | str:
-    """``(value_a, value_b, test)`` of a feature metric, or the reason it cannot be computed."""
-    info = a.info(metric)
-    key, needs_reference = info.feature_key, info.statistic != "inception_score"
-    feats_a, feats_b = _aligned(a, system, key, items), _aligned(b, system, key, items)
-    if feats_a is None or feats_b is None:
-        return f"features/{system}.npz with {key!r} missing in run {'A' if feats_a is None else 'B'}"
-    if not needs_reference:
-        result_a, result_b = a.metric(system, metric), b.metric(system, metric)
-        assert result_a is not None and result_b is not None
-        splits_a, splits_b = _is_splits(feats_a, result_a), _is_splits(feats_b, result_b)
-        test = intervals.paired_split_test(splits_a, splits_b, alpha)
-        return float(splits_a.mean()), float(splits_b.mean()), test
-    if key not in references:  # one ReferenceSet per array: its factor / kernel terms are computed once
-        reference = a.features(REFERENCE_FEATURES)
-        if reference is None or key not in reference:
-            return f"features/{REFERENCE_FEATURES}.npz with {key!r} missing"
-        references[key] = ReferenceSet(reference[key])
-    influence = INFLUENCE[info.statistic]
-    found_a, found_b = influence(feats_a, references[key]), influence(feats_b, references[key])
-    test = intervals.paired_delta_test(found_a, found_b, alpha, _clusters(a, items),
-                                       reference_clusters=_reference_clusters(a))
-    return found_a.value, found_b.value, test
-
-
-def _reference_clusters(run: LoadedRun) -> list[str] | None:
-    """Images of the reference items when they are evaluation items (``reference.kind = eval``):
-    one image then appears once per narrative and its copies are one cluster."""
-    reference = run.features(REFERENCE_FEATURES)
-    if reference is None or "item_ids" not in reference:
-        return None
-    ids = [str(i) for i in reference["item_ids"]]
-    return [run.narratives[i].image_id if i in run.narratives else f"ref:{i}" for i in ids]
-
-
-def _sample_values(run: LoadedRun, system: str, metric: str, items: Sequence[str]) -> np.ndarray | None:
-    if run.samples is None or metric not in run.per_sample_columns:
-        return None
-    rows = run.samples[run.samples["system"] == system].set_index("item_id")
-    return rows.loc[list(items), metric].to_numpy(dtype=np.float64)
-
-
 def _compare_one(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
-                 threshold: float, alpha: float, references: dict[str, ReferenceSet]) -> MetricComparison:
+                 row: MetricComparison, alpha: float, references: dict[str, ReferenceSet]
+                 ) -> MetricComparison:
+    """The row's paired test (:mod:`reports.compare_rows`), or why it has none: ``untestable``
+    when a number the gate should protect could not be tested (the gate then fails), else skipped."""
     ra, rb = a.metric(system, metric), b.metric(system, metric)
     assert ra is not None and rb is not None
-    row = MetricComparison(system, metric, ra.higher_is_better, "", len(items), threshold=threshold)
     failed = [name for name, r in (("A", ra), ("B", rb)) if r.status == "failed"]
     if failed:
-        return _replace(row, reason=f"failed in run {' and '.join(failed)}")
+        return _replace(row, reason=f"failed in run {' and '.join(failed)}", untestable=True)
     unavailable = [name for name, r in (("A", ra), ("B", rb)) if r.status == "unavailable"]
     if unavailable:  # e.g. IS with Inception weights that have no classifier
-        return _replace(row, reason=f"unavailable in run {' and '.join(unavailable)}")
+        return _replace(row, reason=f"unavailable in run {' and '.join(unavailable)}",
+                        untestable=len(unavailable) == 1 or row.named)
     if len(items) < 2:
-        return _replace(row, reason=f"{len(items)} shared items; at least 2 are needed")
+        return _replace(row, reason=f"{len(items)} shared items; at least 2 are needed", untestable=True)
     try:
-        if a.info(metric).statistic in FEATURE_STATISTICS:
-            found = _feature_test(a, b, system, metric, items, references, alpha)
-            if isinstance(found, str):
-                return _replace(row, source="features", reason=found)
-            value_a, value_b, test = found
-            source = "features"
-        else:
-            va, vb = _sample_values(a, system, metric, items), _sample_values(b, system, metric, items)
-            if va is None or vb is None:
-                return _replace(row, reason="no per-item data: neither a feature metric nor a "
-                                            f"samples.parquet column in run {'A' if va is None else 'B'}")
-            value_a, value_b = float(np.mean(va)), float(np.mean(vb))
-            test = paired_delta_test(mean_influence(va), mean_influence(vb), alpha, _clusters(a, items))
-            source = "samples"
+        found = paired_test(a, b, system, metric, items, references, alpha)
     except TrecsEvalError as err:
         raise TrecsEvalError(f"comparing {system!r}/{metric}: {err}") from None  # one line, whatever the name
-    return _replace(row, source=source, value_a=value_a, value_b=value_b, delta=test.difference,
-                    ci_low=test.ci_low, ci_high=test.ci_high, p_value=test.p_value,
-                    n_clusters=test.n_clusters, method=test.method)
+    if found is None:
+        return _replace(row, value_a=ra.value, value_b=rb.value, untestable=row.named, source="results",
+                        reason=f"no paired test for the set statistic {metric}; values as the runs report")
+    if isinstance(found, str):
+        return _replace(row, reason=found, untestable=True)
+    test = found.test
+    row = _replace(row, n=found.n, n_dropped=found.n_dropped, dropped=found.dropped, value_a=found.value_a,
+                   value_b=found.value_b, delta=test.difference, ci_low=test.ci_low, ci_high=test.ci_high,
+                   p_value=test.p_value, n_clusters=test.n_clusters)
+    if not (math.isfinite(test.p_value) and math.isfinite(test.difference)):
+        return _replace(row, untestable=True, reason=f"the paired test gave p = {test.p_value} "
+                                                     f"(delta {test.difference}): not a number to decide on")
+    return _replace(row, method=test.method)
 
 
 def _decide(rows: Sequence[MetricComparison], alpha: float, correction: str) -> list[MetricComparison]:
@@ -344,10 +274,12 @@ def compare_runs(
     metrics: Sequence[str] | None = None,
     progress: bool = False,
     correction: str = DEFAULT_CORRECTION,
+    allow_untestable: bool = False,
 ) -> Comparison:
     """Compare B against A (see the module doc); bad input raises a TrecsEvalError (CLI exit 2).
 
-    ``metrics`` restricts the gate to those metric names (default: every metric of either run).
+    ``metrics`` restricts the gate to those metric names (default: every metric of either run);
+    ``allow_untestable`` lets a gate pass although some protected rows could not be tested.
     """
     if correction not in intervals.CORRECTIONS:
         hint = did_you_mean(correction, intervals.CORRECTIONS)
@@ -374,17 +306,20 @@ def compare_runs(
     shared = {system: _shared_items(a, b, system, allow_mismatch, warnings) for system in systems}
     pairs = [(s, m) for s in systems for m in (metrics or names)
              if a.metric(s, m) is not None and b.metric(s, m) is not None]
-    for system, metric in tqdm(pairs, desc="paired bootstrap", unit="metric", disable=not progress):
-        items = shared[system]
+    named = set(metrics or ()) | set(thresholds)
+    for system, metric in tqdm(pairs, desc="paired tests", unit="metric", disable=not progress):
         ra, rb = a.metric(system, metric), b.metric(system, metric)
         assert ra is not None and rb is not None
         if ra.higher_is_better != rb.higher_is_better:
             raise InputError(f"metric {metric!r} declares opposite directions in the two runs",
                              path=str(b.run_dir / "results.json"), field="higher_is_better")
-        threshold = _threshold_for(metric, ra.higher_is_better, thresholds)
-        rows.append(_compare_one(a, b, system, metric, items, threshold, alpha, references))
+        estimator = a.info(metric).resolved_estimator
+        row = MetricComparison(system, metric, ra.higher_is_better, SOURCES.get(estimator, "features"),
+                               len(shared[system]), estimator=estimator, named=metric in named,
+                               threshold=_threshold_for(metric, ra.higher_is_better, thresholds))
+        rows.append(_compare_one(a, b, system, metric, shared[system], row, alpha, references))
     return Comparison(str(a.run_dir), str(b.run_dir), tuple(_decide(rows, alpha, correction)), n_resamples,
-                      seed, alpha, tuple(warnings), correction)
+                      seed, alpha, tuple(warnings), correction, allow_untestable)
 
 
 def _check_reference(a: LoadedRun, b: LoadedRun, allow: bool, warnings: list[str]) -> None:

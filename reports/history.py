@@ -48,7 +48,7 @@ class History:
         return [(s, m) for m in metrics for s in systems if (s, m) in seen]
 
     def _cell(self, run: LoadedRun, system: str, metric: str) -> Cell:
-        return result_cell(run.metric(system, metric))  # each result carries its own calibration
+        return result_cell(run, run.metric(system, metric))  # each result carries its own calibration
 
     def _direction(self, system: str, metric: str) -> bool | None:
         declared = {r.higher_is_better for run in self.runs if (r := run.metric(system, metric)) is not None}
@@ -61,7 +61,8 @@ class History:
         for j, (system, metric) in enumerate(pairs):
             decimals = column_decimals([row[j].value for row in grid if row[j].has_value])
             columns.append(Column(f"{system}:{metric}", f"{system} {display_name(metric, self.runs[-1])}",
-                                  self._direction(system, metric), decimals))
+                                  self._direction(system, metric), decimals,
+                                  self.runs[-1].info(metric).resolved_estimator))
         return Table(f"Metric history of {self.runs_dir}", tuple(columns),
                      tuple(self.run_label(r) for r in self.runs), tuple(tuple(r) for r in grid),
                      uncalibrated=False, ci_style=ci_style, row_header="Run")

@@ -74,6 +74,8 @@ class LoadedRun:
         From ``results.json`` (every run since the metric registry); for older runs from the
         installed metric registry; else a generic one (the name, the results' direction)."""
         found = self.results.metric_info.get(name)
+        if found is not None and not found.estimator and name in _registered():
+            return declared_info(name, found.higher_is_better)  # a run from before declared estimators
         if found is not None:
             return found
         result = next((m for m in self.results.metrics if m.name == name), None)
@@ -104,6 +106,12 @@ class LoadedRun:
             path = self.features_path(name)
             self._features[name] = load_features(path) if path.is_file() else None
         return self._features[name]
+
+
+def _registered() -> list[str]:
+    from trecs_eval.metrics.registry import METRICS
+
+    return METRICS.names()
 
 
 def declared_info(name: str, higher_is_better: bool = True) -> MetricInfo:
@@ -179,7 +187,7 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
 _INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {  # metric declarations the reports read
     "display_name": (_TEXT, False), "higher_is_better": (_FLAG, False), "column_order": ((int,), False),
     "scope": (_TEXT, False), "feature_key": (_TEXT, False), "statistic": (_TEXT, False),
-    "family": (_TEXT, False),
+    "family": (_TEXT, False), "estimator": (_TEXT, False), "missing": (_TEXT, False),
 }
 
 

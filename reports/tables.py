@@ -16,7 +16,11 @@ Uncalibrated results (random weights) carry a ``†`` in every cell and a banner
 format (a ``calibration`` column in CSV), so they can never pass for real numbers. A failed
 metric shows ``failed``, an unavailable one ``unavailable`` (a footnote says why for each), a
 metric that does not apply to a system (no result for the pair) ``n/a``: never a number.
-Names (run id, systems, metric headers) are untrusted and escaped per format (:mod:`reports.escape`).
+A per-item mean or pooled ratio computed on fewer items than the system has (items without a
+value are excluded by the metric's declared ``missing`` rule) shows ``(n=K)``; a footnote names
+the pooled ratios (``estimator`` of the declaration: a ratio of summed counts, not a mean of
+per-item ratios). Names (run id, systems, metric headers) are untrusted and escaped per format
+(:mod:`reports.escape`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ NOT_APPLICABLE_NOTE = ("n/a: not applicable: there is no result of this metric f
                        "does not apply, e.g. a canvas metric for a system that draws no canvas).")
 CI_STYLES = ("pm", "interval", "none")
 SYMMETRY_REL_TOL = 1e-6  # symmetric intervals agree to round-off; bootstrap ones differ by percent
+ITEM_ESTIMATORS = ("per_item_mean", "pooled_ratio")  # their n counts the system's items with a value
+PARTIAL_NOTE = "(n=K): computed on the K items that have a value; the others are excluded and counted."
 
 
 def display_name(metric: str, run: LoadedRun | None = None) -> str:
@@ -80,6 +86,7 @@ class Column:
     header: str
     higher_is_better: bool | None
     decimals: int
+    estimator: str = ""
 
     @property
     def arrow(self) -> str:
@@ -97,6 +104,7 @@ class Cell:
     ci_high: float = math.nan
     status: str = "not_applicable"
     why: str = ""
+    n: int | None = None  # set only when fewer items than the system's carry the value
 
     @property
     def has_value(self) -> bool:
@@ -165,7 +173,8 @@ class Table:
             return "n/a"
         # each cell carries its own calibration: a run may mix real Inception and random CLIP
         mark = UNCALIBRATED_MARK if cell.status == "uncalibrated" else ""
-        return self._number(cell, self.columns[col]) + mark
+        partial = f" (n={cell.n})" if cell.n is not None else ""
+        return self._number(cell, self.columns[col]) + mark + partial
 
     def footnotes(self) -> list[str]:
         notes = self._common_notes()
@@ -190,6 +199,11 @@ class Table:
             notes.append(UNAVAILABLE_NOTE)
         if any(c.status == "not_applicable" for row in self.cells for c in row):
             notes.append(NOT_APPLICABLE_NOTE)
+        if any(c.n is not None for row in self.cells for c in row):
+            notes.append(PARTIAL_NOTE)
+        if pooled := [c.header for c in self.columns if c.estimator == "pooled_ratio"]:
+            notes.append(f"Pooled ratios (summed counts over the set, not a mean of per-image values): "
+                         f"{', '.join(dict.fromkeys(pooled))}.")
         return notes
 
     def to_markdown(self) -> str:
@@ -320,13 +334,18 @@ def ordered_metrics(names: Sequence[str], run: LoadedRun | None = None) -> list[
     return sorted(dict.fromkeys(names), key=lambda name: (info[name].column_order, name))
 
 
-def result_cell(result: MetricResult | None) -> Cell:
-    """A result as a table cell: its own calibration, and why it has no number where it has none."""
+def result_cell(run: LoadedRun, result: MetricResult | None) -> Cell:
+    """A result as a table cell: its own calibration, why it has no number where it has none, and
+    ``n`` when a per-item estimator had fewer items than the system."""
     if result is None:
         return Cell()
     status = "uncalibrated" if result.status == "ok" and is_uncalibrated(result) else result.status
     why = reason(result) if status in ("failed", "unavailable") and result.warnings else ""
-    return Cell(result.value, result.ci_low, result.ci_high, status, why)
+    system = next((s for s in run.results.systems if s.name == result.system), None)
+    n_items = getattr(system, "n_items", None)
+    partial = (run.info(result.name).resolved_estimator in ITEM_ESTIMATORS and n_items is not None
+               and 0 < result.n < n_items)
+    return Cell(result.value, result.ci_low, result.ci_high, status, why, n=result.n if partial else None)
 
 
 def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, ci_style: str = "pm") -> Table:
@@ -340,9 +359,10 @@ def summary_table(run: LoadedRun | Path, metrics: Sequence[str] | None = None, c
         if len(declared) > 1:
             raise InputError(f"metric {name!r} declares both directions across systems",
                              path=str(run.run_dir / RESULTS_FILE), field="higher_is_better")
-        cells = [result_cell(m) for m in results]
+        cells = [result_cell(run, m) for m in results]
         decimals = column_decimals([c.value for c in cells if c.has_value])
-        columns.append(Column(name, display_name(name, run), declared.pop() if declared else None, decimals))
+        columns.append(Column(name, display_name(name, run), declared.pop() if declared else None, decimals,
+                              run.info(name).resolved_estimator))
         for row, cell in zip(grid, cells, strict=True):
             row.append(cell)
     dataset = run.results.dataset.get("name") or run.results.dataset.get("split") or ""

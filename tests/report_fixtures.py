@@ -39,7 +39,7 @@ def _rng(seed: int, *parts: object) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(str(p).encode()) for p in parts)])
 
 
-def _narrative(index: int, seed: int, hostile: bool) -> Narrative:
+def _narrative(index: int, seed: int, hostile: bool, per_image: int = 1) -> Narrative:
     rng = _rng(seed, "narrative", index)
     caption = HOSTILE_CAPTION if hostile else f"In this image we can see a dog number {index} on the grass."
     words = caption.split(" ")
@@ -49,7 +49,8 @@ def _narrative(index: int, seed: int, hostile: bool) -> Narrative:
     t = np.linspace(0.0, 2.0, 20)
     xy = np.clip(rng.uniform(0.1, 0.9, 2) + np.cumsum(rng.normal(0, 0.04, (20, 2)), axis=0), -0.02, 1.02)
     trace = tuple(TracePoint(float(x), float(y), float(tt)) for (x, y), tt in zip(xy, t, strict=True))
-    return Narrative("synthetic", f"img{index:04d}", 7, caption, utterances, (trace,))
+    image, annotator = (index, 7) if per_image == 1 else (index // per_image, index % per_image)
+    return Narrative("synthetic", f"img{image:04d}", annotator, caption, utterances, (trace,))
 
 
 def _picture(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -99,17 +100,22 @@ def make_run_dir(
     created: str = "2026-11-25T18:00:00+00:00",
     git_commit: str = "abc1234",
     item_offset: int = 0,
+    narratives_per_image: int = 1,
+    reference_from_items: bool = False,
 ) -> Path:
     """Write a complete synthetic run directory at ``run_dir`` and return it.
 
     ``feature_shift[system]`` adds a constant to that system's Inception pool features;
     ``score_shift[system]`` adds a constant to its per-sample clip_score; ``item_offset``
-    shifts item ids (a run over a different item set).
+    shifts item ids (a run over a different item set); ``narratives_per_image`` > 1 gives
+    consecutive items one image (clusters); ``reference_from_items`` makes the reference set the
+    items' own images (``reference.kind = "eval"``: one row per item, identical within an image).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     feature_shift, score_shift = feature_shift or {}, score_shift or {}
     indices = range(item_offset, item_offset + n_items)
-    narratives = [_narrative(i, seed, hostile_item and i == item_offset) for i in indices]
+    narratives = [_narrative(i, seed, hostile_item and i == item_offset, narratives_per_image)
+                  for i in indices]
     write_narratives_jsonl(run_dir / "narratives.jsonl", narratives)
     rows = []
     for narrative, i in zip(narratives, indices, strict=True):
@@ -135,6 +141,11 @@ def make_run_dir(
     pd.DataFrame(rows).to_parquet(run_dir / "samples.parquet", index=False)
     _write_features(run_dir, systems, [n.item_id for n in narratives], indices, seed, feature_dims,
                     n_reference, feature_shift)
+    if reference_from_items:
+        images = [int(n.image_id[3:]) for n in narratives]
+        reference = _item_features(seed, "reference", images, feature_dims, 0.0)
+        np.savez(run_dir / "features" / "reference.npz", item_ids=np.array([n.item_id for n in narratives]),
+                 inception_pool=reference["inception_pool"], inception_logits=reference["inception_logits"])
     identity = inception_identity or INCEPTION_IDENTITY
     status = "uncalibrated" if uncalibrated else "ok"
     results = RunResults(
@@ -163,7 +174,7 @@ def _write_features(run_dir: Path, systems: Sequence[str], item_ids: list[str], 
              inception_logits=reference["inception_logits"])
 
 
-def _item_features(seed: int, system: str, indices: range, dims: tuple[int, int, int],
+def _item_features(seed: int, system: str, indices: Sequence[int], dims: tuple[int, int, int],
                    shift: float) -> dict[str, np.ndarray]:
     pool, logits, clip = dims
     rows = [_rng(seed, "features", system, i) for i in indices]

@@ -29,7 +29,7 @@ from trecs_eval.errors import ConfigError, InputError, TrecsEvalError
 from trecs_eval.execution import Engine, GeneratorRecipe, make_engine
 from trecs_eval.execution.local import LocalEngine
 from trecs_eval.generation.protocol import GENERATORS, Generator, GeneratorContext
-from trecs_eval.generation.runner import ItemCheck, SystemOutput, read_provenance
+from trecs_eval.generation.runner import ItemCheck, SystemOutput, check_numeric_identity, read_provenance
 from trecs_eval.measure import Measurements, check_metric_names, measure, sample_rows
 from trecs_eval.preflight import preflight
 from trecs_eval.results import RunResults, SystemInfo, write_results
@@ -247,6 +247,8 @@ def generate_all(config: RunConfig, run_dir: Path, built: Sequence[BuiltSystem],
     context = generator_context(config, run_dir)
     recipes = [GeneratorRecipe(b.name, GENERATORS.get(b.generator_name), b.params, context, config.device)
                for b in built]
+    for b in built:  # before any generation: a resume on another device must not mix pixels
+        check_numeric_identity(run_dir, b.name, b.generator)
     return [engine.generate_system(run_dir, recipe, b.generator, items, seed=config.seed,
                                    batch_size=config.batch_size, progress=progress)
             for recipe, b in zip(recipes, built, strict=True)]

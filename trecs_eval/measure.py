@@ -213,6 +213,7 @@ def evaluate_set(plan: Sequence[PlannedMetric], extractors: FeatureExtractors, i
         found.results.append(result)
         for column, values in output.columns.items():
             found.columns[column] = dict(values)
+        found.arrays.update(output.arrays)
     return found
 
 

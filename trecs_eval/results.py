@@ -8,7 +8,8 @@ Run directory layout (written by ``trecs-eval run``; read by ``reports/``)::
     RUN/images/{system}/{item_id}.png
     RUN/canvases/{system}/{item_id}.png        (systems that return a canvas; uint8 label ids)
     RUN/features/{system}.npz  item_ids + per-item features (inception_pool, inception_logits,
-                               clip_image), and RUN/features/reference.npz, for paired bootstrap
+                               clip_image; canvas_counts / seg_counts: the pooled ratios' per-item
+                               class counts), and RUN/features/reference.npz, for the gate's paired tests
     RUN/report/                report files
 """
 

@@ -206,5 +206,10 @@ def test_missing_features_are_reported_not_compared(tmp_path):
     (b / "features" / "trecs.npz").unlink()
     comparison = compare_runs(a, b, n_resamples=10)
     row = _row(comparison, "trecs", "fid")
-    assert row.verdict == "not compared" and "missing in run B" in row.reason
-    assert ET.fromstring(render(comparison, "junit")).find("testcase[@name='fid']/skipped") is not None
+    assert row.verdict == "not compared" and "missing in run B" in row.reason and row.untestable
+    assert comparison.exit_code == 1  # a gated metric that cannot be tested fails the gate
+    junit = ET.fromstring(render(comparison, "junit"))
+    assert junit.find("testcase[@name='fid']/failure[@type='untestable']") is not None
+    allowed = compare_runs(a, b, n_resamples=10, allow_untestable=True)
+    assert allowed.exit_code == 0
+    assert ET.fromstring(render(allowed, "junit")).find("testcase[@name='fid']/skipped") is not None

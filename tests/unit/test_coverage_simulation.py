@@ -13,9 +13,6 @@ from benchmarks.bench_coverage import Setting, simulate
 
 REPS = 80
 COVERAGE_BOUNDS = (0.87, 0.995)
-# Four tests per replication under H0; Holm keeps the chance of any false alarm <= 5 %
-# (+ MC slack: binomial sd at 80 replications 0.024, so 0.10 is ~2 sd above 0.05).
-FWER_MAX = 0.10
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +32,6 @@ def test_ignoring_clusters_under_covers(table: dict[str, float]) -> None:
     assert table["cover pooled (naive)"] < table["cover pooled (images)"] - 0.05
     # the run's FID interval widens when it resamples images instead of narratives
     assert table["se ratio fid (images / naive)"] > 1.02
-
-
-def test_gate_false_alarm_rate_is_controlled_and_it_has_power(table: dict[str, float]) -> None:
-    assert table["H0 any (Holm)"] <= FWER_MAX
-    for metric in ("fid", "kid", "is", "per_item"):
-        assert table[f"H0 {metric}"] <= FWER_MAX, metric
-    assert table["H1 per_item"] > 3 * table["H0 per_item"] + 0.1
-    assert table["H1 fid"] > table["H0 fid"]
 
 
 def test_fid_at_n_is_biased_and_fid_inf_removes_most_of_it(table: dict[str, float]) -> None:

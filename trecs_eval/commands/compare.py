@@ -16,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare", help="regression gate: paired test of every metric, B - A",
         description="Compare RUN_B against RUN_A over the items both share. Exit 0: no metric worsened "
-                    "significantly beyond its threshold; 1: at least one did; 2: bad input (different "
-                    "item sets or extractor identities unless --allow-mismatch).")
+                    "significantly beyond its threshold; 1: at least one did, or a gated metric could not "
+                    "be tested (unless --allow-untestable); 2: bad input (different item sets or "
+                    "extractor identities unless --allow-mismatch).")
     parser.add_argument("run_a", type=Path, help="baseline run directory")
     parser.add_argument("run_b", type=Path, help="candidate run directory")
     parser.add_argument("--thresholds", default="",
@@ -27,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                  "goes to stdout)")
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="compare despite different item sets / extractor identities (shared items only)")
+    parser.add_argument("--allow-untestable", action="store_true",
+                        help="pass although some gated metrics could not be tested (they are still listed)")
     parser.add_argument("--metrics", default="", help="comma list of metrics to gate (default: all)")
     parser.add_argument("--n-resamples", type=int, default=1000,
                         help="recorded only: the gate's paired tests are analytic (kept for scripts)")
@@ -54,7 +57,8 @@ def run_compare(args: argparse.Namespace) -> int:
                               n_resamples=args.n_resamples, seed=args.seed, alpha=args.alpha,
                               allow_mismatch=args.allow_mismatch,
                               metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] or None,
-                              progress=not args.quiet, correction=args.correction)
+                              progress=not args.quiet, correction=args.correction,
+                              allow_untestable=args.allow_untestable)
     text = render(comparison, args.format)
     if args.out is None:
         sys.stdout.write(text)

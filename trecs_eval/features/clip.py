@@ -49,7 +49,7 @@ from trecs_eval.features.clip_weights import (
     make_calibrated_clip_checkpoint,
 )
 from trecs_eval.features.decode import decode_rgb
-from trecs_eval.features.identity import ExtractorIdentity, sha256_file
+from trecs_eval.features.identity import ExtractorIdentity, device_extra, sha256_file
 from trecs_eval.features.text_policy import DEFAULT_TEXT_POLICY, TextChunks, check_policy, chunk_narrative
 from trecs_eval.features.weight_files import checked_cache_file
 
@@ -161,6 +161,8 @@ class ClipEmbedder:
             "uncalibrated" if uncalibrated else (pretrained if details["source"] == "tag" else "file"),
             details["quick_gelu"], seed if uncalibrated else None,
         )
+        self.identity = dataclasses.replace(self.identity, extra={**self.identity.extra,
+                                                                  **device_extra(self.device)})
         self.image_identity = dataclasses.replace(
             self.identity, extra={k: v for k, v in self.identity.extra.items() if k != "text_policy"}
         )

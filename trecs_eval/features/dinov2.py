@@ -49,7 +49,7 @@ from trecs_eval.features.dinov2_weights import (  # normalize_batch lives there:
     normalize_batch,
     resolve_dinov2_weights,
 )
-from trecs_eval.features.identity import ExtractorIdentity, library_versions
+from trecs_eval.features.identity import ExtractorIdentity, device_extra, library_versions
 from trecs_eval.features.images import decode_rgb
 from trecs_eval.features.inception import keep_malloc_buffers
 
@@ -64,8 +64,8 @@ def preprocess_dgm_eval(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
-def dinov2_identity(arch: str, weights_sha256: str, source: str, uncalibrated: bool, seed: int
-                    ) -> ExtractorIdentity:
+def dinov2_identity(arch: str, weights_sha256: str, source: str, uncalibrated: bool, seed: int,
+                    device: str = "cpu") -> ExtractorIdentity:
     """Identity of a DINOv2 extractor: weights by sha256, backbone, preprocessing, versions."""
     import timm
 
@@ -76,7 +76,7 @@ def dinov2_identity(arch: str, weights_sha256: str, source: str, uncalibrated: b
         extra={"backbone": arch, "input_px": INPUT_PX, "source": source,
                "pos_embed": f"dinov2-bicubic-offset{POS_EMBED_OFFSET}-no-antialias",
                "defines_fd_dinov2": arch == DEFINING_ARCH and not uncalibrated,
-               "seed": seed if uncalibrated else None})
+               "seed": seed if uncalibrated else None, **device_extra(device)})
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class DinoV2Extractor:
         self.device = resolve_device(device)
         self.cache = cache if cache is not None else FeatureCache()
         self.identity = dinov2_identity(arch, self.weights.sha256, self.weights.source,
-                                        self.weights.uncalibrated, seed)
+                                        self.weights.uncalibrated, seed, self.device)
         self.forward_batches = 0
         self._model: torch.nn.Module | None = None
 

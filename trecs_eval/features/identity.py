@@ -53,6 +53,15 @@ def folder_sha256(folder: str | Path) -> str:
         outer.update(f"{path.relative_to(root).as_posix()}\0{sha256_file(str(path))}\n".encode())
     return outer.hexdigest()
 
+
+def device_extra(device: object) -> dict[str, str]:
+    """``{"device": "cuda"}`` for features computed on a GPU (its kernels give other low-order bits
+    than the CPU's, so a cache must not serve one for the other); ``{}`` on the CPU, so CPU
+    identities, and the caches keyed by them, stay as they were."""
+    kind = str(device).partition(":")[0]
+    return {} if kind == "cpu" else {"device": kind}
+
+
 @dataclass(frozen=True)
 class ExtractorIdentity:
     """Frozen description of a feature extractor; two equal identities give equal features.

@@ -29,7 +29,7 @@ from trecs_eval.device import resolve_device
 from trecs_eval.errors import InputError
 from trecs_eval.features.cache import FeatureCache, content_key_for_file
 from trecs_eval.features.calibration import inception_skeleton
-from trecs_eval.features.identity import INCEPTION_LAYOUTS, ExtractorIdentity
+from trecs_eval.features.identity import INCEPTION_LAYOUTS, ExtractorIdentity, device_extra
 from trecs_eval.features.images import ImageReport, image_batches, inspect_images
 from trecs_eval.features.weight_files import (
     TORCHSCRIPT_FORMAT,
@@ -156,7 +156,8 @@ class InceptionExtractor:
             layers=LAYERS if self.weights.has_classifier else LAYERS[:1],
             preprocessing=preprocessing, dtype="float32", uncalibrated=self.weights.uncalibrated,
             # the default identity is unchanged (caches stay valid); the opt-in is named
-            extra={"weights_format": self.weights.format, **({"layout": layout} if layout != "nchw" else {})})
+            extra={"weights_format": self.weights.format, **({"layout": layout} if layout != "nchw" else {}),
+                   **device_extra(self.device)})
         self._model: FeatureExtractorInceptionV3 | None = None
 
     @property

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from trecs_eval.atomic import atomic_write
 from trecs_eval.data.evalset import EvalItem
-from trecs_eval.errors import TrecsEvalError
+from trecs_eval.errors import ConfigError, TrecsEvalError
 from trecs_eval.generation.protocol import Generation, Generator, item_seed
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,27 @@ def write_png_atomic(path: Path, array: np.ndarray) -> None:
         Image.fromarray(np.ascontiguousarray(array)).save(fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
+def numeric_identity(generator: Generator) -> dict[str, str]:
+    """What besides params and seed changes a generator's pixels (its optional ``numeric_identity``
+    attribute: the resolved device and dtype of a diffusion pipeline, ``{}`` when none does)."""
+    return {str(k): str(v) for k, v in dict(getattr(generator, "numeric_identity", None) or {}).items()}
+
+
+def check_numeric_identity(run_dir: Path, system: str, generator: Generator) -> None:
+    """Refuse to add images made on another device or dtype than the ones on disk (fp16 on CUDA
+    and fp32 on CPU give other pixels under the same config hash): one line naming both."""
+    current = numeric_identity(generator)
+    on_disk = {json.dumps(r.get("numeric", {}), sort_keys=True) for r in read_provenance(run_dir, system)
+               if image_path(run_dir, system, str(r.get("item_id"))).is_file()}
+    other = sorted(o for o in on_disk if json.loads(o) != current)
+    if other:
+        def text(found: dict[str, str]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "no recorded device"
+        raise ConfigError(f"{system}: the images on disk were generated with {text(json.loads(other[0]))}; "
+                          f"this run would generate the rest with {text(current)}",
+                          hint="resume on the same device (and dtype), or start a new out_dir")
+
+
 def _append_provenance(run_dir: Path, system: str, generator: Generator, item_id: str, seed: int,
                        seconds: float, path: Path | None = None) -> None:
     record = {
@@ -203,6 +224,7 @@ def _append_provenance(run_dir: Path, system: str, generator: Generator, item_id
         "version": getattr(generator, "version", ""),
         "seed": seed,
         "item_seed": item_seed(seed, item_id),
+        **({"numeric": found} if (found := numeric_identity(generator)) else {}),
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 6),
     }

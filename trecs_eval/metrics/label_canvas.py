@@ -145,6 +145,19 @@ def _resize_nearest(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return labels[np.ix_(rows, cols)]
 
 
+def item_class_counts(items: Sequence[EvalItem], canvases: Canvases,
+                      label_lut: np.ndarray | None = None) -> np.ndarray:
+    """(n_items, 3, 256) int32 :func:`class_counts` per item, in ``items`` order: what a pooled
+    ratio is summed from (``compare`` tests it per image). An item without a gold map has no
+    value: its row is zeros (no gold pixel), which the pooled ratio leaves out."""
+    lut = np.arange(N_LABEL_IDS) if label_lut is None else np.asarray(label_lut)
+    out = np.zeros((len(items), 3, N_LABEL_IDS), dtype=np.int32)
+    for row, item in enumerate(items):
+        if item.gold_segmentation is not None:
+            out[row] = class_counts(lut[read_gold_segmentation(item)], lut[canvas_of(canvases, item)])
+    return out
+
+
 def pixel_accuracy_from_counts(counts: np.ndarray) -> float:
     """``Σ TP_c / Σ G_c`` (NaN when there is no labelled gold pixel)."""
     total = counts[1].sum()

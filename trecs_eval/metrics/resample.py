@@ -1,4 +1,4 @@
-"""Fast resample statistics of FID and KID for bootstrap CIs and the paired bootstrap of the regression gate.
+"""Fast resample statistics of FID and KID for bootstrap CIs (and the gate's shared reference set).
 
 Each builder precomputes what does not change between bootstrap resamples (the reference
 set's statistics, kernel matrices) and returns ``statistic(idx) -> float`` over a resample of

@@ -27,6 +27,15 @@ failure), ``items`` (the evaluation items: gold tags, gold maps, traces)."""
 
 # every MetricResult.status (see its docstring); reports refuse any other value in results.json
 METRIC_STATUSES = ("ok", "uncalibrated", "failed", "unavailable")
+ESTIMATORS = ("per_item_mean", "pooled_ratio", "set_statistic")
+"""What a metric's one number is: ``per_item_mean`` (the mean of the per-item values in
+``samples.parquet``), ``pooled_ratio`` (a ratio of per-item counts summed over the set, e.g.
+pixel accuracy = sum TP / sum G; the counts are the ``feature_key`` array), ``set_statistic`` (a
+function of the whole set, e.g. FID). Run tables, ``compare``, history and the HTML read it."""
+MISSING_RULES = ("exclude", "unavailable")
+"""How an item without a value is treated: ``exclude`` (left out of the statistic and counted:
+``n`` is the number of items with a value), ``unavailable`` (the metric is ``unavailable`` for
+that system, with the count in its warnings: never a number over part of the set)."""
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -39,8 +48,12 @@ class MetricInfo:
     set metric is recomputed from by ``compare``, ``scope`` whether it is a per-item mean, and
     ``interval`` how its 95 % interval is computed; ``statistic`` the set statistic ``compare``
     recomputes from ``feature_key`` for a paired test (``frechet``, ``kid``, ``inception_score``;
-    empty: per-item metrics are compared through ``samples.parquet``); ``family`` the group a
-    report shows it in (``image quality``, ``text alignment``, ``trace adherence``, ...; empty: other).
+    empty: per-item metrics are compared through ``samples.parquet``; ``pixel_accuracy``, ``miou``
+    for pooled ratios of class counts); ``family`` the group a report shows it in (``image quality``,
+    ``text alignment``, ``trace adherence``, ...; empty: other). ``estimator`` (:data:`ESTIMATORS`;
+    empty: ``per_item_mean`` for scope ``item``, else ``set_statistic``) and ``missing``
+    (:data:`MISSING_RULES`) say what the number is and how an item without a value is treated:
+    every consumer reads them.
     """
 
     name: str
@@ -55,6 +68,13 @@ class MetricInfo:
     column_order: int = 1000
     statistic: str = ""
     family: str = ""
+    estimator: str = ""
+    missing: str = "exclude"
+
+    @property
+    def resolved_estimator(self) -> str:
+        """The declared estimator, or the one ``scope`` implies for declarations that name none."""
+        return self.estimator or ("per_item_mean" if self.scope == "item" else "set_statistic")
 
     @property
     def label(self) -> str:
@@ -150,10 +170,13 @@ class MetricInputs:
 
 @dataclass(frozen=True)
 class MetricOutput:
-    """A result plus extra per-item columns for ``samples.parquet`` (column -> item id -> value)."""
+    """A result plus extra per-item columns for ``samples.parquet`` (column -> item id -> value)
+    and per-item arrays for ``features/{system}.npz`` (key -> array, one row per item id in
+    ``MetricInputs.item_ids`` order: e.g. a pooled ratio's class counts, which ``compare`` reads)."""
 
     result: MetricResult
     columns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    arrays: Mapping[str, Any] = field(default_factory=dict)
 
 
 Compute = Callable[[MetricInputs, Mapping[str, Any]], "MetricResult | MetricOutput"]
@@ -188,6 +211,11 @@ class Metric:
             raise ValueError(f"metric {self.info.name}: unknown needs {sorted(unknown)}; allowed: {NEEDS}")
         if self.info.scope not in SCOPES:
             raise ValueError(f"metric {self.info.name}: scope {self.info.scope!r} not in {SCOPES}")
+        if self.info.resolved_estimator not in ESTIMATORS:
+            raise ValueError(f"metric {self.info.name}: estimator {self.info.estimator!r} "
+                             f"not in {ESTIMATORS}")
+        if self.info.missing not in MISSING_RULES:
+            raise ValueError(f"metric {self.info.name}: missing {self.info.missing!r} not in {MISSING_RULES}")
         if self.space_param is not None and self.space_param not in self.params:
             raise ValueError(f"metric {self.info.name}: space_param {self.space_param!r} is not a param")
 

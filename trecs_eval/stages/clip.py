@@ -46,7 +46,8 @@ def _r_precision(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricOutpu
 def _info(base: MetricInfo, display_name: str, order: int, interval: str = _MEAN_BOOTSTRAP) -> MetricInfo:
     return MetricInfo(base.name, base.higher_is_better, base.unit, base.description,
                       display_name=display_name, scope="item", features=(SPACE,), feature_key="clip_image",
-                      interval=interval, column_order=order, family="text alignment")
+                      interval=interval, column_order=order, estimator="per_item_mean", missing="exclude",
+                      family="text alignment")
 
 
 CLIP_SCORE = Metric(_info(CLIP_SCORE_INFO, "CLIPScore", 50), _clip_score("clip_score"), params=dict(_COMMON),

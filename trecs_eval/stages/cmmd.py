@@ -47,6 +47,6 @@ INFO = MetricInfo(cmmd.INFO.name, cmmd.INFO.higher_is_better, cmmd.INFO.unit, cm
                   display_name="CMMD", features=(SPACE,), feature_key="clip_cmmd_image",
                   interval="delta method on the estimator's influence values (CMMD at this n), "
                            "resampling images; interval = false: none", column_order=23,
-                  family="image quality")
+                  estimator="set_statistic", missing="unavailable", family="image quality")
 CMMD = Metric(INFO, _cmmd, params={"alpha": cmmd.DEFAULT_ALPHA, "estimator": cmmd.DEFAULT_ESTIMATOR,
                                    "interval": True}, needs=frozenset({"reference"}))

@@ -53,7 +53,7 @@ INFO = MetricInfo("fd_dinov2", False, "squared DINOv2 feature units",
                   display_name="FD-DINOv2", features=(SPACE,), feature_key="dinov2",
                   interval="delta method (influence functions) for FD at this n, symmetric; "
                            "n_resamples = 0: none", column_order=22, statistic="frechet",
-                  family="image quality")
+                  estimator="set_statistic", missing="unavailable", family="image quality")
 FD_DINOV2 = Metric(INFO, _fd_dinov2, params={"n_resamples": engine.DEFAULT_IMAGE_BOOTSTRAP,
                                              "alpha": engine.DEFAULT_ALPHA},
                    needs=frozenset({"reference"}))

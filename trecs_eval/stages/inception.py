@@ -37,7 +37,8 @@ def _info(base: MetricInfo, display_name: str, feature_key: str, interval: str, 
           statistic: str = "") -> MetricInfo:
     return MetricInfo(base.name, base.higher_is_better, base.unit, base.description,
                       display_name=display_name, features=(SPACE,), feature_key=feature_key,
-                      interval=interval, column_order=order, statistic=statistic, family="image quality")
+                      interval=interval, column_order=order, statistic=statistic,
+                      estimator="set_statistic", missing="unavailable", family="image quality")
 
 
 FID = Metric(

@@ -74,7 +74,9 @@ def _metric(name: str, display_name: str, order: int) -> Metric:
                       scope="item" if side == "generated" else "set", features=(DEFAULT_SPACE,),
                       interval=f"seeded percentile bootstrap of the per-item mean over the {side} items, "
                                "the other set fixed, resampling images", column_order=order,
-                      family="fidelity/diversity")
+                      family="fidelity/diversity",
+                      estimator="per_item_mean" if side == "generated" else "set_statistic",
+                      missing="unavailable")
     return Metric(info, _one(name), params=dict(_PARAMS), needs=frozenset({"reference"}),
                   space_param="features")
 

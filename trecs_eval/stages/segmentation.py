@@ -32,11 +32,12 @@ import numpy as np
 from trecs_eval.data.coco_stuff import NAME_TO_ID, label_name
 from trecs_eval.metrics import label_canvas, trace_hit
 from trecs_eval.metrics.bootstrap import DEFAULT_N_RESAMPLES
-from trecs_eval.metrics.types import Metric, MetricInfo, MetricInputs, MetricResult
+from trecs_eval.metrics.types import Metric, MetricInfo, MetricInputs, MetricOutput, MetricResult
 
 DEFAULT_SEGMENTER = "mask2former"
 _PARAMS = {"segmenter": DEFAULT_SEGMENTER, "n_resamples": DEFAULT_N_RESAMPLES}
 _NEEDS = frozenset({"items"})
+COUNTS_KEY = "seg_counts"  # features/{system}.npz: per-item class counts of the pooled ratios
 
 
 def label_lut(label_space: Any) -> np.ndarray | None:
@@ -95,13 +96,15 @@ def _seg_trace(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
 
 
 def _seg_pixels(name: str, source: str) -> Any:
-    def compute(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
+    def compute(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult | MetricOutput:
         if (unavailable := _unsegmented(inputs, params, name)) is not None:
             return unavailable
         maps, _, lut = _maps(inputs, params)
         found = label_canvas.segmentation_metrics(inputs.items, maps, seed=inputs.seed,
                                                   n_resamples=params["n_resamples"], label_lut=lut)
-        return _stamp(next(r for r in found if r.name == source), inputs, params, name)
+        counts = label_canvas.item_class_counts(inputs.items, maps, label_lut=lut)
+        return MetricOutput(_stamp(next(r for r in found if r.name == source), inputs, params, name),
+                            arrays={COUNTS_KEY: counts})
 
     compute.__name__ = f"compute_{name}"
     return compute
@@ -118,30 +121,34 @@ def _trace_hit(inputs: MetricInputs, params: Mapping[str, Any]) -> MetricResult:
 
 
 def _info(base: MetricInfo, name: str, display_name: str, order: int, interval: str,
-          family: str = "layout accuracy") -> MetricInfo:
+          *, family: str = "layout accuracy", statistic: str = "") -> MetricInfo:
+    """Missing values make these ``unavailable`` for the system (module doc); pixel accuracy and
+    mIoU are pooled ratios of the ``seg_counts`` class counts."""
+    pooled = ({"feature_key": COUNTS_KEY, "statistic": statistic, "estimator": "pooled_ratio"}
+              if statistic else {})
     return MetricInfo(name, base.higher_is_better, base.unit, f"{base.description}, on a segmenter's map",
                       display_name=display_name, scope="item", features=(DEFAULT_SEGMENTER,),
-                      interval=interval, column_order=order, family=family)
+                      interval=interval, column_order=order, missing="unavailable", family=family, **pooled)
 
 
 _NARRATIVES = "seeded percentile bootstrap of the mean over narratives, resampling images"
 SEG_TRACE_ACCURACY = Metric(
     _info(label_canvas.TRACE_CANVAS_INFO, "seg_trace_accuracy", "Seg. trace acc.", 65, _NARRATIVES,
-          "trace adherence"),
+          family="trace adherence"),
     _seg_trace, params=dict(_PARAMS), needs=_NEEDS, space_param="segmenter")
 SEG_PIXEL_ACCURACY = Metric(
     _info(label_canvas.PIXEL_ACCURACY_INFO, "seg_pixel_accuracy", "Seg. pixel acc.", 66,
-          "seeded percentile bootstrap over images of the pooled ratio"),
+          "seeded percentile bootstrap over images of the pooled ratio", statistic="pixel_accuracy"),
     _seg_pixels("seg_pixel_accuracy", "canvas_pixel_accuracy"), params=dict(_PARAMS), needs=_NEEDS,
     space_param="segmenter")
 SEG_MIOU = Metric(
     _info(label_canvas.MIOU_INFO, "seg_miou", "Seg. mIoU", 67,
-          "seeded percentile bootstrap over images of the pooled mIoU"),
+          "seeded percentile bootstrap over images of the pooled mIoU", statistic="miou"),
     _seg_pixels("seg_miou", "canvas_miou"), params=dict(_PARAMS), needs=_NEEDS, space_param="segmenter")
 TRACE_HIT_RATE = Metric(
     MetricInfo("trace_hit_rate", True, trace_hit.INFO.unit, trace_hit.INFO.description,
                display_name="Trace hit rate", scope="item", features=(DEFAULT_SEGMENTER,),
-               interval=_NARRATIVES, column_order=64, family="trace adherence"),
+               interval=_NARRATIVES, column_order=64, missing="unavailable", family="trace adherence"),
     _trace_hit, params=dict(_PARAMS), needs=_NEEDS, space_param="segmenter")
 REGISTERED_INFO = {m.info.name: m.info
                    for m in (SEG_TRACE_ACCURACY, SEG_PIXEL_ACCURACY, SEG_MIOU, TRACE_HIT_RATE)}
