@@ -25,6 +25,9 @@ import numpy as np
 
 TRACE_BOX_GROWTH = 1.4
 MIN_BOX_SIDE = 1 / 16
+# A box edge computed as 0.44 * 100 lands on 44.000000000000007: without this slack ceil() would
+# take a pixel the box does not touch. Far below any real fraction of a pixel.
+EDGE_SLACK_PX = 1e-6
 
 Box = tuple[float, float, float, float]
 """(x0, y0, x1, y1); normalized to [0, 1] where a function says so."""
@@ -59,8 +62,8 @@ def trace_box(points: np.ndarray, min_side: float = MIN_BOX_SIDE) -> tuple[Box, 
 def box_pixels(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
     """(left, top, right, bottom), half-open pixel edges of a normalized box on a W×H image: every
     pixel the box touches (edges floored / ceiled), at least one pixel each way, inside the image."""
-    left = min(max(math.floor(box[0] * width), 0), width - 1)
-    top = min(max(math.floor(box[1] * height), 0), height - 1)
-    right = max(min(math.ceil(box[2] * width), width), left + 1)
-    bottom = max(min(math.ceil(box[3] * height), height), top + 1)
+    left = min(max(math.floor(box[0] * width + EDGE_SLACK_PX), 0), width - 1)
+    top = min(max(math.floor(box[1] * height + EDGE_SLACK_PX), 0), height - 1)
+    right = max(min(math.ceil(box[2] * width - EDGE_SLACK_PX), width), left + 1)
+    bottom = max(min(math.ceil(box[3] * height - EDGE_SLACK_PX), height), top + 1)
     return left, top, right, bottom
