@@ -24,7 +24,7 @@ import pandas as pd
 from markupsafe import Markup
 from PIL import Image, ImageDraw
 
-from reports import plots
+from reports import plots, trace_local_section
 from reports.load import LoadedRun, as_run
 from reports.tables import UNCALIBRATED_BANNER, display_name, ordered_metrics, summary_table
 from trecs_eval.atomic import write_text
@@ -222,6 +222,7 @@ def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: i
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     per_label = plots.per_label_values(run)
+    entries = gallery(run, gallery_size, seed)
     return env.get_template("report.html.j2").render(
         title=f"trecs-eval report: {run.results.run_id}",
         uncalibrated=run.uncalibrated, banner=UNCALIBRATED_BANNER,
@@ -231,7 +232,8 @@ def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: i
         per_label=[(display_name(m, run), plots.per_label_chart(m, v)) for m, v in per_label.items()],
         distributions=[(display_name(c, run), plots.distribution_chart(run, c))
                        for c in run.per_sample_columns],
-        gallery=gallery(run, gallery_size, seed), gallery_seed=seed, extremes=extremes(run),
+        gallery=entries, gallery_seed=seed, extremes=extremes(run),
+        trace_local=trace_local_section.section(run, [e["item_id"] for e in entries], UTTERANCE_COLOURS),
         provenance=provenance(run),
     )
 
