@@ -1,13 +1,14 @@
 """Trace-local CLIP on the demo's data: real images against the same images with the narratives
 shuffled between images, and against the real images flipped left-right.
 
-    .venv/bin/python benchmarks/trace_local_orderings.py [--n 300] [--n-fit 400] [--model ViT-B-32]
+    .venv/bin/python benchmarks/trace_local_orderings.py [--n 300] [--n-fit 400] [--model ViT-B-32] [--random]
 
 The demo's evaluation split (toyworld n = 300, seed 0, 128 px) is scored three ways: ``real``
 (each narrative with its own image), ``shuffled`` (each narrative with the next item's image) and
 ``flipped`` (its own image mirrored, so the trace no longer points at the things). No pretrained
 CLIP can be downloaded here, so CLIP is ``--model`` with calibrated random towers and its two
-projections fitted on the demo's train split (n = 400, seed 1; disjoint images and narratives;
+projections fitted on the demo's train split (``--model trecs-test-tiny-vit``: the tests' small
+CLIP, minutes instead of an hour on two CPU cores) (n = 400, seed 1; disjoint images and narratives;
 :mod:`tests.trace_local_support`); ``--random`` scores with the calibrated random weights alone
 too (what the demo falls back to without weights: no ordering is expected there). Prints one line
 per metric and weights: value and 95 % interval per set, and the paired difference real − other
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.clip_support import TINY_CLIP, register_tiny_clip
 from tests.trace_local_support import toyworld_aligned_clip
 from trecs_eval.config import MetricSpec
 from trecs_eval.data.evalset import load_toyworld
@@ -53,11 +55,12 @@ def _report(label: str, items: list, sets: dict[str, list[Path]], weights: Path,
     extractors = FeatureExtractors(settings, FeatureCache(cache))
     plan = plan_metrics([MetricSpec(m) for m in METRICS])
     found = {}
+    texts = TextEmbeddings(extractors, [it.narrative for it in items])
     for system, paths in sets.items():
         images = ImageSet(system, tuple(it.item_id for it in items), tuple(paths),
                           tuple(it.narrative for it in items), tuple(items))
         results = evaluate_set(plan, extractors, images, ReferenceFeatures(extractors),
-                               TextEmbeddings(extractors, []), seed=0).results
+                               texts, seed=0).results
         found[system] = {r.name: r for r in results}
     for name in METRICS:
         real = found["real"][name]
@@ -87,6 +90,8 @@ def main() -> None:
                        progress=False)
         write_toyworld(root / "fit", n=args.n_fit, seed=1, image_size=args.image_size, shifted=False,
                        progress=False)
+        if args.model == TINY_CLIP:  # the tests' small open_clip config, registered for this process
+            register_tiny_clip(root)
         items = list(load_toyworld(root / "eval").items)
         sets = _sets(root, items)
         aligned = toyworld_aligned_clip(root, args.model, root / "fit")

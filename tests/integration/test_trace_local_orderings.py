@@ -56,11 +56,12 @@ def world(tmp_path_factory) -> dict:
     }
     plan = plan_metrics([MetricSpec(m) for m in METRICS])
     found = {}
+    texts = TextEmbeddings(extractors, [it.narrative for it in items])  # the metrics need the narratives
     for system, paths in sets.items():
         images = ImageSet(system, tuple(it.item_id for it in items), tuple(paths),
                           tuple(it.narrative for it in items), tuple(items))
         found[system] = evaluate_set(plan, extractors, images, ReferenceFeatures(extractors),
-                                     TextEmbeddings(extractors, []), seed=0)
+                                     texts, seed=0)
     return {"items": items, "found": found, "extractors": extractors}
 
 

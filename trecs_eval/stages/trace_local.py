@@ -107,6 +107,10 @@ def _info(name: str, display_name: str, order: int) -> MetricInfo:
                       column_order=order)
 
 
-TRACE_LOCAL_CLIP = Metric(_info(tlc.LOCAL, "Trace-local CLIP", 55), _compute(tlc.LOCAL), params=dict(_PARAMS))
+# "text": the narratives (their utterances and traces) must come with the images; `trecs-eval
+# metrics` then asks for --narratives. The narrative embeddings this also makes are CLIPScore's.
+_NEEDS = frozenset({"text"})
+TRACE_LOCAL_CLIP = Metric(_info(tlc.LOCAL, "Trace-local CLIP", 55), _compute(tlc.LOCAL), params=dict(_PARAMS),
+                          needs=_NEEDS)
 TRACE_LOCAL_CLIP_CONTRAST = Metric(_info(tlc.CONTRAST, "Trace-local CLIP contrast", 56),
-                                   _compute(tlc.CONTRAST), params=dict(_PARAMS))
+                                   _compute(tlc.CONTRAST), params=dict(_PARAMS), needs=_NEEDS)
