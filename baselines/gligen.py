@@ -10,7 +10,7 @@ GLIGEN boxes. Per item:
    word↔trace alignment, :func:`trecs_eval.metrics.label_canvas.points_for_words`).
 3. **Phrase.** ``phrase = "words"``: the span's words (cut to CLIP's 77 tokens); ``"label"``: its
    label name with ``-other`` dropped and hyphens as spaces (``sky-other`` -> ``sky``).
-4. **Box.** :func:`reference_pipeline.compose.grown_trace_box` of the span's points (the bbox of
+4. **Box.** :func:`trecs_eval.data.trace_regions.trace_box` of the span's points (the bbox of
    their hull, enlarged ``TRACE_BOX_GROWTH`` = 1.4× about its centre, as the compose step places
    masks), clipped to [0, 1]. A span without trace points gets no box.
 5. **Tiny boxes.** A side shorter than ``min_box_side`` (default ``MIN_BOX_SIDE`` = 1/16 of the
@@ -36,15 +36,15 @@ import numpy as np
 
 from baselines._diffusion import fit_words, item_generators
 from baselines.diffusers_t2i import CHOICES, DEFAULTS, DiffusionBase, to_generations
-from reference_pipeline.compose import grown_trace_box, trace_sequences
+from reference_pipeline.compose import trace_sequences
 from trecs_eval.data.coco_stuff import ID_TO_NAME
 from trecs_eval.data.evalset import EvalItem
+from trecs_eval.data.trace_regions import MIN_BOX_SIDE, Box, trace_box
 from trecs_eval.errors import ConfigError
 from trecs_eval.generation.protocol import Capabilities, Generation, GeneratorContext
 from trecs_eval.metrics.label_canvas import points_for_words
 
 GLIGEN_MAX_BOXES = 30  # diffusers' StableDiffusionGLIGENPipeline: max_objs
-MIN_BOX_SIDE = 1 / 16
 GLIGEN_DEFAULTS: dict[str, Any] = {
     **{k: v for k, v in DEFAULTS.items() if k != "batched"},  # GLIGEN conditions one item per call
     "tags": "predicted", "tagger": "fill", "tagger_seed": 0, "tagger_checkpoint": "", "phrase": "words",
@@ -52,9 +52,6 @@ GLIGEN_DEFAULTS: dict[str, Any] = {
 }
 GLIGEN_CHOICES: dict[str, tuple[Any, ...]] = {**CHOICES, "tags": ("predicted", "oracle"),
                                               "phrase": ("words", "label")}
-
-Box = tuple[float, float, float, float]
-"""(x0, y0, x1, y1) normalized to [0, 1], GLIGEN's box format."""
 
 
 @dataclass(frozen=True)
@@ -72,22 +69,6 @@ class Grounding:
 def label_phrase(label: int) -> str:
     """``sky-other`` -> ``sky``, ``wall-concrete`` -> ``wall concrete``."""
     return ID_TO_NAME[label].replace("-other", "").replace("-", " ")
-
-
-def span_box(points: np.ndarray, min_side: float) -> tuple[Box, bool]:
-    """(box, widened): the grown trace box clipped to [0, 1], each side at least ``min_side``."""
-    x0, y0, x1, y1 = grown_trace_box(np.clip(points, 0.0, 1.0))
-    widened = False
-    lo_hi = []
-    for lo, hi in ((x0, x1), (y0, y1)):
-        lo, hi = max(lo, 0.0), min(hi, 1.0)
-        if hi - lo < min_side:
-            widened = True
-            centre = min(max((lo + hi) / 2, min_side / 2), 1.0 - min_side / 2)
-            lo, hi = centre - min_side / 2, centre + min_side / 2
-        lo_hi.append((lo, hi))
-    (x0, x1), (y0, y1) = lo_hi
-    return (x0, y0, x1, y1), widened
 
 
 def keep_largest(boxes: Sequence[Box], limit: int) -> list[int]:
@@ -110,7 +91,7 @@ def grounding(words: Sequence[str], tags: Sequence[str], points: Sequence[np.nda
         if len(seq.points) == 0:
             without += 1
             continue
-        box, was_widened = span_box(seq.points, min_side)
+        box, was_widened = trace_box(seq.points, min_side)
         widened += was_widened
         boxes.append(box)
         phrases.append(" ".join(words[seq.start:seq.end]) if phrase == "words" else label_phrase(seq.label))

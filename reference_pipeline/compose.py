@@ -11,10 +11,9 @@ Rules (Koh et al. 2021, sec. 3.3, simplified and made explicit):
   after resizing the bank image to the canvas) of centre ``s`` and size ``(sw, sh)``, and the
   trace points' bbox (= the bbox of their convex hull) of centre ``t`` and size ``(tw, th)``:
   ``scale_x = clip(g·tw / sw, SCALE_MIN, SCALE_MAX)`` (1 when ``g·tw < MIN_TRACE_EXTENT_PX``; same
-  for y) and ``dst = (src - s) · scale + t``, with ``g = TRACE_BOX_GROWTH`` (1.4): a scribble covers
-  an object's core rather than its outline, so the hull's box is enlarged about its centre
-  (1.4 ≈ 1/0.7, a core of 70 % of the object's radius; on toyworld val, g = 1.0 / 1.2 / 1.4 / 1.6
-  gave oracle trace-canvas accuracy 0.76 / 0.82 / 0.84 / 0.84). Pixels are sampled at centres.
+  for y) and ``dst = (src - s) · scale + t``, with ``g = TRACE_BOX_GROWTH`` (1.4): the grown
+  trace box of :mod:`trecs_eval.data.trace_regions`, the one region rule of the project (GLIGEN's
+  boxes and the trace-local CLIP metric's crops use it too). Pixels are sampled at centres.
 * **Choice.** The candidate whose placed mask has the highest IoU with the rasterized convex hull
   of the points (ties: the earlier candidate, i.e. better-ranked image, then mask order). A
   hull of fewer than 3 non-collinear points is replaced by its bbox.
@@ -45,12 +44,12 @@ from scipy.spatial import ConvexHull, QhullError
 
 from reference_pipeline.bank import MaskBank
 from trecs_eval.data.coco_stuff import FIRST_STUFF_ID, NAME_TO_ID
+from trecs_eval.data.trace_regions import TRACE_BOX_GROWTH, grown_trace_box
 from trecs_eval.errors import TrecsEvalError
 
 SCALE_MIN = 0.25
 SCALE_MAX = 4.0
 MIN_TRACE_EXTENT_PX = 2.0
-TRACE_BOX_GROWTH = 1.4
 
 
 @dataclass(frozen=True)
@@ -152,22 +151,13 @@ def _bbox(mask: np.ndarray) -> Box:
     return float(rows[0]), float(cols[0]), float(rows[-1] + 1), float(cols[-1] + 1)
 
 
-def grown_trace_box(points: np.ndarray) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1): the bbox of (K, 2) (x, y) points (= the bbox of their convex hull), enlarged
-    about its centre by ``TRACE_BOX_GROWTH``: scribbles cover an object's core, not its outline.
-    Works in any units (normalized or pixels); the box is not clipped to the image."""
-    (tx0, ty0), (tx1, ty1) = points.min(axis=0), points.max(axis=0)
-    half_w, half_h = (tx1 - tx0) * TRACE_BOX_GROWTH / 2, (ty1 - ty0) * TRACE_BOX_GROWTH / 2
-    cx, cy = (tx0 + tx1) / 2, (ty0 + ty1) / 2
-    return float(cx - half_w), float(cy - half_h), float(cx + half_w), float(cy + half_h)
-
-
 def place_on_trace(mask: np.ndarray, points: np.ndarray, mask_index: int, label: int,
                    instance_id: int, bbox: Box | None = None) -> Placement:
     """The placement rule of the module doc for one mask (canvas-sized) and normalized trace points."""
     height, width = mask.shape
     y0, x0, y1, x1 = bbox if bbox is not None else _bbox(mask)
-    tx0, ty0, tx1, ty1 = grown_trace_box(points * np.array([width, height], dtype=np.float64))
+    pixels = points * np.array([width, height], dtype=np.float64)
+    tx0, ty0, tx1, ty1 = grown_trace_box(pixels, TRACE_BOX_GROWTH)  # module global: tests vary it
     scale = []
     for target, source in ((ty1 - ty0, y1 - y0), (tx1 - tx0, x1 - x0)):
         ratio = float(np.clip(target / source, SCALE_MIN, SCALE_MAX))

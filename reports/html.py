@@ -27,7 +27,7 @@ import pandas as pd
 from markupsafe import Markup
 from PIL import Image, ImageDraw
 
-from reports import plots
+from reports import plots, trace_local_section
 from reports.load import LoadedRun, as_run
 from reports.outcome import column_stamped, metric_outcomes, shown_metrics
 from reports.tables import UNCALIBRATED_BANNER, display_name, families, ordered_metrics, summary_table
@@ -257,6 +257,7 @@ def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: i
                              undefined=jinja2.StrictUndefined)
     per_label = plots.per_label_values(run)
     stamps = {name: column_stamped(run, name) for name in [*per_label, *run.per_sample_columns]}
+    entries = gallery(run, gallery_size, seed)
     return env.get_template("report.html.j2").render(
         title=f"trecs-eval report: {run.results.run_id}",
         uncalibrated=run.uncalibrated, banner=UNCALIBRATED_BANNER,
@@ -265,7 +266,8 @@ def render_html(run: LoadedRun | Path, gallery_size: int = GALLERY_SIZE, seed: i
                    for m, v in per_label.items()],
         distributions=[(c, display_name(c, run), plots.distribution_chart(run, c, stamps[c]), stamps[c])
                        for c in run.per_sample_columns],
-        gallery=gallery(run, gallery_size, seed), gallery_seed=seed, extremes=extremes(run),
+        gallery=entries, gallery_seed=seed, extremes=extremes(run),
+        trace_local=trace_local_section.section(run, [e["item_id"] for e in entries], UTTERANCE_COLOURS),
         provenance=provenance(run),
     )
 

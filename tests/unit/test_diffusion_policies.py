@@ -25,13 +25,13 @@ from baselines.gligen import (
     grounding,
     keep_largest,
     label_phrase,
-    span_box,
 )
 from tests.diffusion_support import tiny_text_parts
 from tests.harness_fixtures import narrative
 from trecs_eval.data.coco_stuff import NAME_TO_ID
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.data.narratives import Narrative, TimedUtterance
+from trecs_eval.data.trace_regions import trace_box
 from trecs_eval.errors import ConfigError
 from trecs_eval.features.identity import folder_sha256
 from trecs_eval.generation.protocol import GeneratorContext
@@ -78,15 +78,15 @@ def test_prompt_policies(tokenizer):
 
 def test_span_box_grows_the_hull_and_widens_tiny_boxes():
     points = np.array([[0.2, 0.3], [0.4, 0.5], [0.3, 0.35]])
-    box, widened = span_box(points, MIN_BOX_SIDE)
+    box, widened = trace_box(points, MIN_BOX_SIDE)
     # bbox 0.2..0.4 x 0.3..0.5, centre (0.3, 0.4), half-sides 0.1 * 1.4
     assert not widened and np.allclose(box, (0.16, 0.26, 0.44, 0.54), atol=BOX_ABS_TOL)
-    big, _ = span_box(np.array([[0.0, 0.3], [0.9, 1.0]]), MIN_BOX_SIDE)
+    big, _ = trace_box(np.array([[0.0, 0.3], [0.9, 1.0]]), MIN_BOX_SIDE)
     assert np.allclose(big, (0.0, 0.16, 1.0, 1.0), atol=BOX_ABS_TOL)  # grown past the image, clipped
-    dot, widened = span_box(np.array([[0.5, 0.5]]), MIN_BOX_SIDE)
+    dot, widened = trace_box(np.array([[0.5, 0.5]]), MIN_BOX_SIDE)
     lo, hi = 0.5 - 1 / 32, 0.5 + 1 / 32
     assert widened and np.allclose(dot, (lo, lo, hi, hi), atol=BOX_ABS_TOL)
-    corner, _ = span_box(np.array([[-0.02, 0.999]]), MIN_BOX_SIDE)  # LN traces leave [0, 1] a little
+    corner, _ = trace_box(np.array([[-0.02, 0.999]]), MIN_BOX_SIDE)  # LN traces leave [0, 1] a little
     assert np.allclose(corner, (0.0, 1 - 1 / 16, 1 / 16, 1.0), atol=BOX_ABS_TOL)  # shifted inside
 
 

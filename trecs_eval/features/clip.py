@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,3 +239,17 @@ class ClipEmbedder:
                 self.cache.put_many(identity, {k: {kind: v} for k, v in fresh.items()})
             found.update(fresh)
         return np.stack([np.asarray(found[k], dtype=np.float32) for k in keys])
+
+
+_SHARED: weakref.WeakValueDictionary[tuple[Any, ...], ClipEmbedder] = weakref.WeakValueDictionary()
+
+
+def shared_clip_embedder(cache: FeatureCache | None, **settings: Any) -> ClipEmbedder:
+    """One :class:`ClipEmbedder` per (settings, cache) while someone holds it: the ``clip`` and
+    ``clip_crops`` spaces of a run share one model in memory instead of loading it twice."""
+    key = (id(cache), *sorted(settings.items()))
+    found = _SHARED.get(key)
+    if found is None or found.cache is not cache:
+        found = ClipEmbedder(cache=cache, **settings)
+        _SHARED[key] = found
+    return found

@@ -103,12 +103,13 @@ class ClipSpace:
     """``clip``: L2-normalized open_clip image embeddings; :meth:`texts` embeds narratives."""
 
     def __init__(self, settings: ExtractorSettings, cache: FeatureCache) -> None:
-        from trecs_eval.features.clip import ClipEmbedder
+        from trecs_eval.features.clip import shared_clip_embedder
 
-        s = settings
-        self.embedder = ClipEmbedder(model=s.clip_model, pretrained=s.clip_pretrained, device=s.device,
-                                     text_policy=s.text_policy, uncalibrated=s.uncalibrated, seed=s.seed,
-                                     cache=cache, batch_size=s.batch_size, progress=s.progress)
+        s = settings  # one model for this space and clip_crops
+        self.embedder = shared_clip_embedder(
+            cache, model=s.clip_model, pretrained=s.clip_pretrained, device=s.device,
+            text_policy=s.text_policy, uncalibrated=s.uncalibrated, seed=s.seed, batch_size=s.batch_size,
+            progress=s.progress)
         # the text identity (with the text policy): what results.json has always recorded
         self.identity = self.embedder.identity
 
@@ -214,9 +215,16 @@ def mask2former(settings: ExtractorSettings, cache: FeatureCache) -> SegmenterSp
     return SegmenterSpace(Mask2FormerSegmenter(settings.segmenter_model, device=settings.device), cache)
 
 
+def clip_crops(settings: ExtractorSettings, cache: FeatureCache) -> Extractor:
+    """``clip_crops``: crops of images and short texts in the ``clip`` space (trace-local CLIP)."""
+    from trecs_eval.features.clip_crops import ClipCropSpace
+
+    return ClipCropSpace(ClipSpace(settings, cache).embedder)
+
+
 BUILTIN_EXTRACTORS: dict[str, ExtractorFactory] = {
     "inception": InceptionSpace, "clip": ClipSpace, "clip_cmmd": ClipCmmdSpace, "dinov2": DinoV2Space,
-    "toyworld_oracle": toyworld_oracle, "mask2former": mask2former}
+    "toyworld_oracle": toyworld_oracle, "mask2former": mask2former, "clip_crops": clip_crops}
 
 
 def register_builtins() -> None:

@@ -8,7 +8,8 @@ Any system that returns a canvas (H×W uint8 COCO-Stuff ids) can be scored.
   normalized point (x, y) falls in pixel ``(min(⌊y·H⌋, H-1), min(⌊x·W⌋, W-1))``. Words
   without points or without a label tag are not scored. Per narrative: the mean of its
   ``acc_w``; overall: the mean over narratives, with a bootstrap CI that resamples images
-  (narratives of one image are not independent; ``params['n_clusters']``).
+  (narratives of one image are not independent; ``params['n_clusters']``). ``params['by_class']``:
+  the mean ``acc_w`` per gold tag (:mod:`trecs_eval.metrics.by_class`), words as units.
 * **Canvas vs gold segmentation** (``canvas_pixel_accuracy``, ``canvas_miou``), at the gold
   map's resolution (the canvas is resized nearest if needed); gold pixels 0/255 are ignored.
   Over the set: ``TP_c``, ``G_c`` (gold pixels of c), ``P_c`` (predicted pixels of c on valid
@@ -37,6 +38,7 @@ from trecs_eval.data.narratives import Narrative, points_for_words
 from trecs_eval.errors import InputError, TrecsEvalError
 from trecs_eval.metrics import tag_accuracy as tag_metrics
 from trecs_eval.metrics.bootstrap import DEFAULT_N_RESAMPLES, bootstrap_mean_ci, bootstrap_statistic_ci
+from trecs_eval.metrics.by_class import BY_CLASS_PARAM, class_breakdown
 from trecs_eval.metrics.intervals import cluster_codes, containment_warning
 from trecs_eval.metrics.types import MetricInfo, MetricResult
 
@@ -102,13 +104,21 @@ def trace_canvas_accuracy(items: Sequence[EvalItem], canvases: Canvases, *, seed
     info = TRACE_CANVAS_INFO
     per_sample: dict[str, float] = {}
     images: list[str] = []
+    tags: list[str] = []  # per scored word: its gold tag, acc_w and image (the class breakdown)
+    word_scores: list[float] = []
+    word_images: list[str] = []
     unscored = 0
     for item in items:
         if item.gold_tags is None:
             unscored += 1
             continue
-        scores = [s for s in word_trace_accuracies(item.narrative, item.gold_tags, canvas_of(canvases, item))
-                  if s is not None]
+        accuracies = word_trace_accuracies(item.narrative, item.gold_tags, canvas_of(canvases, item))
+        scores = [s for s in accuracies if s is not None]
+        for tag, score in zip(item.gold_tags, accuracies, strict=True):
+            if score is not None:
+                tags.append(tag)
+                word_scores.append(score)
+                word_images.append(item.narrative.image_id)
         if scores:
             per_sample[item.item_id] = float(np.mean(scores))
             images.append(item.narrative.image_id)
@@ -122,7 +132,9 @@ def trace_canvas_accuracy(items: Sequence[EvalItem], canvases: Canvases, *, seed
                                         clusters=images)
     warnings += containment_warning(info.name, mean, low, high)
     return MetricResult(info.name, mean, True, len(per_sample), low, high, seed=seed, warnings=warnings,
-                        params={"n_resamples": n_resamples, "n_clusters": len(set(images))},
+                        params={"n_resamples": n_resamples, "n_clusters": len(set(images)),
+                                BY_CLASS_PARAM: class_breakdown(tags, word_scores, word_images,
+                                                                n_resamples=n_resamples, seed=seed)},
                         per_sample=per_sample)
 
 

@@ -44,6 +44,8 @@ BUILTIN_METRICS: dict[str, str] = {
     "seg_pixel_accuracy": "trecs_eval.stages.segmentation:SEG_PIXEL_ACCURACY",
     "seg_miou": "trecs_eval.stages.segmentation:SEG_MIOU",
     "trace_hit_rate": "trecs_eval.stages.segmentation:TRACE_HIT_RATE",
+    "trace_local_clip": "trecs_eval.stages.trace_local:TRACE_LOCAL_CLIP",
+    "trace_local_clip_contrast": "trecs_eval.stages.trace_local:TRACE_LOCAL_CLIP_CONTRAST",
 }
 
 

@@ -12,7 +12,8 @@ of a panoptic segmenter: ``bush`` -> ``tree``; identity otherwise):
 
 Per narrative: the mean of ``hit_s`` over its scored spans; overall: the mean over narratives
 (higher is better, a fraction), with a 95 % percentile bootstrap over narratives that resamples
-whole images (several narratives of one image are not independent). Spans are not scored when
+whole images (several narratives of one image are not independent); ``params['by_class']`` is the
+hit rate per span label (:mod:`trecs_eval.metrics.by_class`). Spans are not scored when
 they have no trace points, or when the segmenter cannot output their label (``output_ids``:
 e.g. ``plant-other`` for a COCO-panoptic segmenter); both counts are in ``params``.
 
@@ -40,6 +41,7 @@ from trecs_eval.data.evalset import EvalItem
 from trecs_eval.data.narratives import Narrative, points_for_words
 from trecs_eval.errors import InputError
 from trecs_eval.metrics.bootstrap import DEFAULT_ALPHA, DEFAULT_N_RESAMPLES, bootstrap_mean_ci
+from trecs_eval.metrics.by_class import BY_CLASS_PARAM, class_breakdown
 from trecs_eval.metrics.intervals import containment_warning
 from trecs_eval.metrics.label_canvas import Canvases, canvas_of, point_pixels
 from trecs_eval.metrics.types import MetricInfo, MetricResult
@@ -116,6 +118,10 @@ def span_hits(narrative: Narrative, tags: Sequence[str], label_map: np.ndarray,
     return out
 
 
+def _columns(rows: list[tuple[str, float, str]]) -> tuple[list[str], list[float], list[str]]:
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
 def trace_hit_rate(items: Sequence[EvalItem], label_maps: Canvases, *, label_space: LabelSpace | None = None,
                    seed: int = 0, n_resamples: int = DEFAULT_N_RESAMPLES, alpha: float = DEFAULT_ALPHA
                    ) -> MetricResult:
@@ -131,6 +137,7 @@ def trace_hit_rate(items: Sequence[EvalItem], label_maps: Canvases, *, label_spa
     per_sample: dict[str, float] = {}
     images: list[str] = []
     counts = {"spans": 0, "hits": 0, "no_points": 0, "not_in_label_space": 0, "no_gold_tags": 0}
+    spans: list[tuple[str, float, str]] = []  # per scored span: label, hit, image (the class breakdown)
     for item in items:
         if item.gold_tags is None:
             counts["no_gold_tags"] += 1
@@ -138,6 +145,8 @@ def trace_hit_rate(items: Sequence[EvalItem], label_maps: Canvases, *, label_spa
         label_map = canvas_of(label_maps, item)
         outcomes = span_hits(item.narrative, item.gold_tags, label_map, canonical, output_ids)
         scored = [o.hit for o in outcomes if o.hit is not None]
+        image = item.narrative.image_id
+        spans += [(o.span.label, float(o.hit), image) for o in outcomes if o.hit is not None]
         counts["no_points"] += sum(o.reason == NO_POINTS for o in outcomes)
         counts["not_in_label_space"] += sum(o.reason == OUTSIDE_LABEL_SPACE for o in outcomes)
         if scored:
@@ -147,7 +156,9 @@ def trace_hit_rate(items: Sequence[EvalItem], label_maps: Canvases, *, label_spa
             counts["hits"] += sum(scored)
     micro = counts["hits"] / counts["spans"] if counts["spans"] else math.nan  # spans pooled
     params: dict[str, object] = {**counts, "n_resamples": n_resamples, "alpha": alpha,
-                                 "n_clusters": len(set(images)), "micro_hit_rate": micro}
+                                 "n_clusters": len(set(images)), "micro_hit_rate": micro,
+                                 BY_CLASS_PARAM: class_breakdown(*_columns(spans), n_resamples=n_resamples,
+                                                                 seed=seed, alpha=alpha)}
     unscored = len(items) - len(per_sample)
     warnings = (f"{unscored} of {len(items)} narratives have no scoreable span",) if unscored else ()
     if not per_sample:
