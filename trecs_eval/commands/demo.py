@@ -44,8 +44,7 @@ DEMO_SYSTEMS = (
 DEMO_SEGMENTER = {"segmenter": "toyworld_oracle"}  # the gold map of a known toyworld image
 DEMO_METRICS = tuple(MetricSpec(name) for name in (
     "fid", "kid", "is", "clip_score", "r_precision", "trace_canvas_accuracy", "canvas_pixel_accuracy",
-    "canvas_miou", "precision", "recall", "density", "coverage", "trace_local_clip",
-    "trace_local_clip_contrast")) + tuple(
+    "canvas_miou", "precision", "recall", "density", "coverage")) + tuple(
     MetricSpec(name, dict(DEMO_SEGMENTER))
     for name in ("trace_hit_rate", "seg_trace_accuracy", "seg_pixel_accuracy", "seg_miou"))
 
