@@ -47,33 +47,37 @@ def tensor(state: Mapping[str, torch.Tensor], key: str, ndims: tuple[int, ...], 
 
 
 def build_checked(factory: Callable[[Any], M], config: Any, state: dict[str, torch.Tensor], what: str,
-                  where: str) -> M:
+                  where: str, field: str | None = None) -> M:
     """``factory(config)`` loaded with ``state`` (strict), after the shape check of the module doc.
-    BatchNorm ``num_batches_tracked`` (absent in old checkpoints) is filled in."""
+    BatchNorm ``num_batches_tracked`` (absent in old checkpoints) is filled in. Refusals say "this
+    is not WHAT", or "the checkpoint does not fit WHAT" when ``field`` names the checkpoint's field."""
+    lead = f"the checkpoint does not fit {what}" if field else f"this is not {what}"
+
+    def refuse(reason: str) -> InputError:
+        return InputError(f"{lead}: {reason}", where, field=field)
+
     try:
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in factory(config).state_dict().items()}
     except (RuntimeError, ValueError, TypeError) as err:  # e.g. a negative width in the config
-        raise InputError(f"this is not {what} ({str(err)[:200]})", where) from None
+        raise refuse(str(err)[:200]) from None
     for key in expected:
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.zeros((), dtype=torch.long)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise InputError(f"this is not {what}: {len(missing)} missing keys (e.g. {missing[:3]}), "
-                         f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})", where)
+        raise refuse(f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys "
+                     f"(e.g. {unexpected[:3]})")
     wrong = [k for k in expected if tuple(state[k].shape) != expected[k]]
     if wrong:
-        key = wrong[0]
-        raise InputError(f"this is not {what}: {key} has shape {tuple(state[key].shape)}, expected "
-                         f"{expected[key]} ({len(wrong)} tensors differ)", where)
+        raise refuse(f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, expected {expected[wrong[0]]} "
+                     f"({len(wrong)} tensors differ)")
     check_tensors(state, what, where)
     model = factory(config)
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError) as err:  # a dtype the parameter cannot take
-        raise InputError(f"this is not {what}: {str(err)[:300]}", where) from None
+        raise refuse(str(err)[:300]) from None
     return model
 
 
@@ -95,4 +99,4 @@ def from_project_checkpoint(ckpt: Mapping[str, Any], config_type: Callable[..., 
     if not (isinstance(size, int) and 32 <= size <= MAX_CROP_SIZE and size % 32 == 0):
         raise InputError(f"crop_size must be a multiple of 32 in [32, {MAX_CROP_SIZE}], got {size!r}", where,
                          field="config")
-    return build_checked(factory, config, dict(state), what, where)
+    return build_checked(factory, config, dict(state), what, where, field="state_dict")

@@ -137,12 +137,12 @@ def test_a_crop_size_out_of_range_is_refused(crop: str, tmp_path: Path,
 
 
 @pytest.mark.parametrize(("module", "change", "expected"), [
-    (spade, {"config": {"ngf": 100_000}}, "this is not a SPADE generator: fc.weight has shape"),
+    (spade, {"config": {"ngf": 100_000}}, "does not fit a SPADE generator: fc.weight has shape"),
     (spade, {"config": ["ngf", 2]}, "the config is a list, not a table"),
-    (spade, {"config": {"ngf": "2"}}, "this is not a SPADE generator"),
+    (spade, {"config": {"ngf": "2"}}, "the checkpoint does not fit a SPADE generator"),
     (spade, {"config": {"crop_size": 10**7}}, "crop_size must be a multiple of 32"),
     (spade, {"state_dict": None}, "the state_dict is not a table"),
-    (ccfpse, {"config": {"ngf": -4}}, "this is not a CC-FPSE generator"),
+    (ccfpse, {"config": {"ngf": -4}}, "the checkpoint does not fit a CC-FPSE generator"),
     (ccfpse, {"state_dict": {"fc.weight": torch.ones(2, 2)}}, "missing keys"),
 ])
 def test_a_converted_checkpoint_with_a_hostile_config_is_refused(module, change, expected, tmp_path):
