@@ -123,7 +123,7 @@ def refused_pickle(folder: Path) -> tuple[Path, str] | None:
             torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # UnpicklingError, RuntimeError, EOFError, ...: all mean "refused"
             lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-            reasons = [line for line in lines if "Unsupported" in line or "error" in line.lower()]
+            reasons = [line for line in lines if "unsupported" in line.lower() or "error" in line.lower()]
             return path, (reasons or lines or [type(err).__name__])[-1][:200]
     return None
 

@@ -58,6 +58,7 @@ def test_a_text_encoder_pickle_with_a_payload_is_one_line_naming_the_file(tiny_s
         pickle.dump({"text_model.embeddings.position_ids": Payload(marker)}, fh, protocol=protocol)
     error = _load(folder)
     assert str(encoder / "pytorch_model.bin") in str(error) and "not a weights-only torch file" in str(error)
+    assert "unsupported" in str(error).lower()  # torch's reason, not its boilerplate
     assert not marker.exists()
 
 
