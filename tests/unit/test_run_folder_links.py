@@ -242,3 +242,22 @@ def test_a_folder_needs_both_hash_and_config_to_be_adopted(tmp_path, bookkeeping
         with pytest.raises(ResumeError, match="was not made by `trecs-eval run`"):
             claim_run_dir(config(user), force=force)
     assert sorted(p.name for p in user.iterdir()) == sorted([bookkeeping, "holiday.png"])
+
+
+def test_ray_provenance_parts_are_never_read_or_deleted_through_links(tmp_path):
+    from trecs_eval.execution.ray_generation import merge_provenance_parts, provenance_parts_dir
+
+    run_dir = tmp_path / "run"
+    parts = provenance_parts_dir(run_dir, "noise")
+    parts.parent.mkdir(parents=True)
+    user = user_folder(tmp_path, "a.jsonl")
+    parts.symlink_to(user, target_is_directory=True)  # the parts folder leads out
+    with pytest.raises(OutsideRunDirError, match=r"\.parts/noise leads to"):
+        merge_provenance_parts(run_dir, "noise")
+    assert snapshot(user) == {"a.jsonl": USER_BYTES}
+    parts.unlink()
+    parts.mkdir()
+    (parts / "1.jsonl").symlink_to(user / "a.jsonl")  # one part file is a link
+    with pytest.raises(WriteError, match="is a symbolic link"):
+        merge_provenance_parts(run_dir, "noise")
+    assert snapshot(user) == {"a.jsonl": USER_BYTES}
