@@ -261,3 +261,12 @@ def test_ray_provenance_parts_are_never_read_or_deleted_through_links(tmp_path):
     with pytest.raises(WriteError, match="is a symbolic link"):
         merge_provenance_parts(run_dir, "noise")
     assert snapshot(user) == {"a.jsonl": USER_BYTES}
+
+
+def test_a_file_where_a_system_folder_belongs_is_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "images").mkdir(parents=True)
+    (run_dir / "images" / "noise").write_bytes(USER_BYTES)
+    with pytest.raises(WriteError, match=r"images/noise is a file, not a folder"):
+        generate_system(run_dir, "noise", noise(8), make_items(1), seed=0, progress=False)
+    assert (run_dir / "images" / "noise").read_bytes() == USER_BYTES

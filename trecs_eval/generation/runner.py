@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from trecs_eval.atomic import atomic_write
+from trecs_eval.atomic import atomic_write, ensure_dir
 from trecs_eval.confine import append_plain, check_inside, read_plain
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.errors import TrecsEvalError
@@ -114,7 +114,7 @@ def prepare_output_dirs(run_dir: Path, system: str) -> None:
     other process writes this system's items)."""
     for folder in (run_dir / IMAGES_DIR / system, run_dir / CANVASES_DIR / system, run_dir / PROVENANCE_DIR):
         check_inside(run_dir, folder / "_")  # a link out of the run folder: refused, nothing written
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_dir(folder)  # a file in the way: one line naming it
         _remove_stale_temp_files(folder)
 
 
