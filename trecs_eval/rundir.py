@@ -220,7 +220,8 @@ def has_outputs(run_dir: Path) -> bool:
     provenance = run_dir / PROVENANCE_DIR
     features = any(p.startswith(f"{FEATURES_DIR}/") for p in recorded_outputs(run_dir))
     return ((run_dir / RESULTS_FILE).is_file() or features
-            or (provenance.is_dir() and any(p.stat().st_size for p in provenance.glob("*.jsonl"))))
+            or (provenance.is_dir() and any(p.is_file() and p.stat().st_size  # a dangling link: none
+                                            for p in provenance.glob("*.jsonl"))))
 
 
 def _discard_invalidated(run_dir: Path, old: RunConfig | None, new: RunConfig) -> None:

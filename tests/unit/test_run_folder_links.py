@@ -270,3 +270,12 @@ def test_a_file_where_a_system_folder_belongs_is_one_line(tmp_path):
     with pytest.raises(WriteError, match=r"images/noise is a file, not a folder"):
         generate_system(run_dir, "noise", noise(8), make_items(1), seed=0, progress=False)
     assert (run_dir / "images" / "noise").read_bytes() == USER_BYTES
+
+
+def test_a_dangling_provenance_link_is_one_line(tmp_path):
+    run_dir = claimed_with_outputs(tmp_path)
+    (run_dir / "provenance" / "noise.jsonl").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(WriteError, match=r"provenance/noise.jsonl is a symbolic link"):
+        claim_run_dir(another_dataset(run_dir), force=True)
+    release_run_dir(run_dir)
+    assert not (tmp_path / "nowhere").exists()
