@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from trecs_eval.data.evalset import EvalItem
-from trecs_eval.errors import ConfigError, MissingWeightsError
+from trecs_eval.errors import ConfigError, InputError, MissingWeightsError, TrecsEvalError
 
 TEXT_POLICIES = ("truncate", "whole_utterances")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -72,11 +72,8 @@ def load_pipeline(system: str, loader: Any, model: str, dtype: str, allow_downlo
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             pipe = loader.from_pretrained(model, torch_dtype=getattr(torch, dtype),
                                           local_files_only=not allow_download)
-    except (OSError, ValueError) as err:
-        raise MissingWeightsError(
-            f"{system}: cannot load model {model!r} ({str(err)[:300]})",
-            hint="pass a local pipeline folder as params.model (see docs/systems.md), or set "
-                 "params.allow_download = true on a machine with network access") from None
+    except Exception as err:  # the loaders raise many types for a user's folder; each is one line
+        raise load_failure(system, model, err) from None
     if scheduler:
         cls = getattr(diffusers, scheduler, None)
         if cls is None or not hasattr(cls, "from_config") or not scheduler.endswith("Scheduler"):
@@ -88,6 +85,47 @@ def load_pipeline(system: str, loader: Any, model: str, dtype: str, allow_downlo
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def load_failure(system: str, model: str, err: Exception) -> TrecsEvalError:
+    """One line for a model that did not load: the pickled weight file torch refused (it asks to
+    run code, or is damaged: nothing in it ran), a missing model, or the loader's first line."""
+    folder = model_folder(model)
+    culprit = refused_pickle(folder) if folder is not None else None
+    if culprit is not None:
+        path, reason = culprit
+        return InputError(f"{system}: not a weights-only torch file ({reason}); it may ask to run code, "
+                          "and nothing in it was run", str(path),
+                          hint="use a model folder saved with safetensors weights")
+    if isinstance(err, (OSError, ValueError)):
+        return MissingWeightsError(
+            f"{system}: cannot load model {model!r} ({_first_line(err)})",
+            hint="pass a local pipeline folder as params.model (see docs/systems.md), or set "
+                 "params.allow_download = true on a machine with network access")
+    return ConfigError(f"{system}: cannot load model {model!r} ({type(err).__name__}: {_first_line(err)})")
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+def refused_pickle(folder: Path) -> tuple[Path, str] | None:
+    """The first pickled weight file under ``folder`` that ``torch.load(weights_only=True)`` refuses,
+    with torch's reason (its last non-empty line), or None."""
+    import torch
+
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES and p.is_file()):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # UnpicklingError, RuntimeError, EOFError, ...: all mean "refused"
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            reasons = [line for line in lines if "unsupported" in line.lower() or "error" in line.lower()]
+            return path, (reasons or lines or [type(err).__name__])[-1][:200]
+    return None
 
 
 def model_folder(model: str) -> Path | None:

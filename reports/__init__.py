@@ -26,7 +26,7 @@ def build_report(
     from reports.html import write_html
     from reports.load import load_run
     from reports.tables import summary_table
-    from trecs_eval.atomic import write_text
+    from trecs_eval.atomic import ensure_dir, write_text
     from trecs_eval.errors import ConfigError, suggest
 
     for fmt in formats:
@@ -34,7 +34,7 @@ def build_report(
             raise ConfigError(f"unknown report format {fmt!r}{suggest(fmt, REPORT_FORMATS)}")
     run = load_run(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     written: dict[str, Path] = {}
     table = summary_table(run) if any(f != "html" for f in formats) else None
     for fmt in dict.fromkeys(formats):

@@ -3,7 +3,9 @@
 A reader (or a resumed run) sees the old file or the whole new one, never half a file; a failure
 removes the temp file. New files get the permissions the umask allows (mkstemp alone gives 0600).
 A write the system refuses (disk full, read-only, a file where a folder should be) is a one-line
-:class:`~trecs_eval.errors.WriteError` naming the target, and the old file is left as it was.
+:class:`~trecs_eval.errors.WriteError` naming the target, and the old file is left as it was. A
+target under a claimed run folder whose folder resolves outside it (a link) is refused before
+anything is written (:mod:`trecs_eval.confine`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from trecs_eval.confine import check_registered
 from trecs_eval.errors import WriteError
 
 # errno values that mean "the system refused the write" (not a bug in the caller)
@@ -42,6 +45,7 @@ def blocking_file(path: Path) -> Path | None:
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
     """``mkdir -p`` whose failure is a WriteError naming the file that is in the way."""
     folder = Path(path)
+    check_registered(folder / "_")  # never through a link out of a run folder (atomic_write too)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -38,6 +38,7 @@ import pandas as pd
 
 from trecs_eval.atomic import atomic_write, blocking_file, ensure_dir, write_text
 from trecs_eval.config import (
+    _SAFE_NAME,
     RunConfig,
     canonical_json,
     config_differences,
@@ -45,6 +46,7 @@ from trecs_eval.config import (
     dump_config,
     load_config,
 )
+from trecs_eval.confine import append_plain, check_inside, open_plain, read_plain, register_root
 from trecs_eval.errors import ConfigError, ResumeError, TrecsEvalError
 from trecs_eval.generation.runner import (
     CANVASES_DIR,
@@ -127,11 +129,11 @@ def lock_run_dir(run_dir: Path) -> None:
     key = run_dir.resolve()
     if key in _HELD:
         return
-    try:
-        fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: the lock file is truncated below
+        fd = open_plain(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, key)
     except OSError as err:
         raise TrecsEvalError(f"cannot create the lock file {key / LOCK_FILE}: "
-                             f"{os.strerror(err.errno)}") from None
+                             f"{os.strerror(err.errno or 0)}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
@@ -164,6 +166,7 @@ def adopt_run_dir(out_dir: Path | str) -> Path:
     :func:`claim_run_dir` (the demo's data splits) call this first."""
     run_dir = Path(out_dir)
     check_out_dir(run_dir)
+    register_root(run_dir)
     if not _owned(run_dir):
         raise ResumeError(f"{run_dir} is not empty and was not made by `trecs-eval run`; nothing was "
                           "written to it", hint="choose a new or empty out_dir (--force never takes over "
@@ -217,12 +220,13 @@ def has_outputs(run_dir: Path) -> bool:
     provenance = run_dir / PROVENANCE_DIR
     features = any(p.startswith(f"{FEATURES_DIR}/") for p in recorded_outputs(run_dir))
     return ((run_dir / RESULTS_FILE).is_file() or features
-            or (provenance.is_dir() and any(p.stat().st_size for p in provenance.glob("*.jsonl"))))
+            or (provenance.is_dir() and any(p.is_file() and p.stat().st_size  # a dangling link: none
+                                            for p in provenance.glob("*.jsonl"))))
 
 
 def _discard_invalidated(run_dir: Path, old: RunConfig | None, new: RunConfig) -> None:
     old_d, new_d = _as_plain(old), _as_plain(new)
-    systems = {p.stem for p in (run_dir / PROVENANCE_DIR).glob("*.jsonl")}
+    systems = {p.stem for p in (run_dir / PROVENANCE_DIR).glob("*.jsonl") if _SAFE_NAME.match(p.stem)}
     if old is None or any(old_d.get(k) != new_d.get(k) for k in _GENERATION_KEYS):
         names = sorted(systems | {s.name for s in (old.systems if old else ())})
         log.info("dataset/seed/image size changed: discarding every generated image")
@@ -232,6 +236,14 @@ def _discard_invalidated(run_dir: Path, old: RunConfig | None, new: RunConfig) -
         names = [s.name for s in old.systems if new_specs.get(s.name) != s]
         recorded = {p for p in recorded_outputs(run_dir)
                     if p.startswith(f"{FEATURES_DIR}/") and Path(p).stem in names}
+    # every deletion is checked before the first one: a link out of the run folder stops --force
+    # with nothing deleted
+    for name in names:
+        for folder in (run_dir / IMAGES_DIR / name, run_dir / CANVASES_DIR / name):
+            check_inside(run_dir, folder / "_")
+        check_inside(run_dir, provenance_path(run_dir, name))
+    for relative in recorded:
+        check_inside(run_dir, run_dir / relative)
     for name in names:
         log.info("discarding the outputs of system %r", name)
         _discard_system(run_dir, name)
@@ -247,14 +259,14 @@ def _discard_system(run_dir: Path, system: str) -> None:
             continue  # a tampered record must not point outside the system's folder
         for path in (image_path(run_dir, system, item_id), canvas_path(run_dir, system, item_id),
                      instances_path(run_dir, system, item_id)):
-            path.unlink(missing_ok=True)
-    provenance_path(run_dir, system).unlink(missing_ok=True)
+            check_inside(run_dir, path).unlink(missing_ok=True)
+    check_inside(run_dir, provenance_path(run_dir, system)).unlink(missing_ok=True)
     for sub in (IMAGES_DIR, CANVASES_DIR):
-        _remove_if_empty(run_dir / sub / system)
+        _remove_if_empty(run_dir, run_dir / sub / system)
 
 
 def _remove_recorded(run_dir: Path, relative: str) -> None:
-    path = run_dir / relative
+    path = check_inside(run_dir, run_dir / relative)
     if path.is_dir() and not path.is_symlink():
         from trecs_eval.data.toyworld import remove_toyworld
 
@@ -264,7 +276,10 @@ def _remove_recorded(run_dir: Path, relative: str) -> None:
     _forget(run_dir, relative)
 
 
-def _remove_if_empty(folder: Path) -> None:
+def _remove_if_empty(run_dir: Path, folder: Path) -> None:
+    if folder.is_symlink() or not folder.is_dir():
+        return  # a link (even one inside the run folder) is the user's: neither emptied nor removed
+    check_inside(run_dir, folder / "_")
     for tmp in folder.glob(".*.tmp"):  # temp files of a killed run of ours
         tmp.unlink(missing_ok=True)
     try:
@@ -289,19 +304,22 @@ def record_output(path: Path) -> None:
     for run_dir in list(path.parents)[:3]:
         if (run_dir / MARKER_FILE).is_file():
             relative = path.relative_to(run_dir).as_posix()
-            if relative not in recorded_outputs(run_dir):
-                with open(run_dir / WRITTEN_FILE, "a", encoding="utf-8") as fh:  # append-only log
-                    fh.write(relative + "\n")
+            if relative not in recorded_outputs(run_dir):  # append-only log, never through a link
+                append_plain(run_dir / WRITTEN_FILE, relative + "\n", run_dir)
             return
 
 
 def recorded_outputs(run_dir: Path) -> set[str]:
-    """Relative paths the run recorded as written (features, a toyworld folder built inside it)."""
-    path = run_dir / WRITTEN_FILE
-    if not path.is_file():
-        return set()
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return {line for line in lines if line and not line.startswith(("/", "..")) and "/../" not in line}
+    """Relative paths the run recorded as written (features, a toyworld folder built inside it).
+    A line that could point elsewhere (absolute, ``..``, ``.``, empty parts) is not ours: ignored."""
+    text = read_plain(run_dir / WRITTEN_FILE, run_dir)
+    return {line for line in (text or "").splitlines() if _plain_relative(line)}
+
+
+def _plain_relative(line: str) -> bool:
+    """True for ``a/b/c`` (no leading ``/``, no ``..``, ``.`` or empty part, no backslash)."""
+    parts = line.split("/")
+    return bool(line) and "\\" not in line and all(p not in ("", ".", "..") for p in parts)
 
 
 def _forget(run_dir: Path, relative: str) -> None:

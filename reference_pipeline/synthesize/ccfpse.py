@@ -182,13 +182,10 @@ def load_generator(path: str | os.PathLike[str]) -> CondConvGenerator:
     if not (isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT):
         raise InputError(f"not a {CHECKPOINT_FORMAT} checkpoint", str(path),
                          hint="convert the released generator with `trecs-eval pipeline convert-ccfpse`")
-    try:
-        model = CondConvGenerator(CcfpseConfig(**ckpt["config"]))
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except (RuntimeError, TypeError, KeyError) as err:
-        raise InputError(f"checkpoint does not fit the CC-FPSE generator ({str(err)[:300]})", str(path),
-                         field="state_dict") from err
-    return model.eval()
+    from reference_pipeline.synthesize.checked import from_project_checkpoint
+
+    return from_project_checkpoint(ckpt, CcfpseConfig, CondConvGenerator, "a CC-FPSE generator",
+                                   str(path)).eval()
 
 
 class CcfpseSynthesizer:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from reference_pipeline.synthesize import ccfpse, spade
+from reference_pipeline.synthesize.checked import MAX_CROP_SIZE, build_checked, check_tensors, tensor
 from trecs_eval.errors import InputError
 
 Tensors = dict[str, torch.Tensor]
@@ -53,32 +54,26 @@ def read_released(path: str | os.PathLike[str]) -> Tensors:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def fold_spectral_norm(state: Tensors) -> Tensors:
-    """``name.weight_orig/_u/_v`` -> ``name.weight = W_orig / (uᵀ mat(W_orig) v)`` (module doc)."""
+def fold_spectral_norm(state: Tensors, what: str = "a generator", where: str = "<checkpoint>") -> Tensors:
+    """``name.weight_orig/_u/_v`` -> ``name.weight = W_orig / (uᵀ mat(W_orig) v)`` (module doc); an
+    incomplete or degenerate triple is refused naming the tensor."""
     out = {k: v for k, v in state.items() if not k.endswith((".weight_orig", ".weight_u", ".weight_v"))}
     for key in state:
         if key.endswith(".weight_orig"):
             base = key.removesuffix("_orig")
+            for part in ("_u", "_v"):
+                if base + part not in state:
+                    raise InputError(f"this is not {what}: missing {base + part} (spectral norm needs "
+                                     "weight_orig, weight_u and weight_v)", where)
             w, u, v = state[key], state[base + "_u"], state[base + "_v"]
-            sigma = torch.dot(u, torch.mv(w.reshape(w.shape[0], -1), v))
-            out[base] = w / sigma
+            if w.ndim < 2 or u.shape != (w.shape[0],) or v.shape != (w[0].numel(),):
+                raise InputError(f"this is not {what}: {base}_orig/_u/_v have shapes {tuple(w.shape)}, "
+                                 f"{tuple(u.shape)}, {tuple(v.shape)}, which do not fit together", where)
+            sigma = torch.dot(u.float(), torch.mv(w.float().reshape(w.shape[0], -1), v.float()))
+            if not bool(torch.isfinite(sigma)) or float(sigma) == 0.0:
+                raise InputError(f"this is not {what}: the spectral norm of {base} is {float(sigma)}", where)
+            out[base] = (w.float() / sigma).to(w.dtype)
     return out
-
-
-def _load_strict(model: nn.Module, state: Tensors, what: str, path: str) -> None:
-    """Load ``state`` exactly; BatchNorm ``num_batches_tracked`` (absent in old checkpoints) is filled."""
-    for key, value in model.state_dict().items():
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = torch.zeros_like(value)
-    missing = sorted(set(model.state_dict()) - set(state))
-    unexpected = sorted(set(state) - set(model.state_dict()))
-    if missing or unexpected:
-        raise InputError(f"not {what}: {len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} "
-                         f"unexpected keys (e.g. {unexpected[:3]})", path)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise InputError(f"not {what}: {str(err)[:300]}", path) from err
 
 
 def _check_channels(channels: int, path: str) -> None:
@@ -90,45 +85,71 @@ def _check_channels(channels: int, path: str) -> None:
 
 
 def _crop_size(side: int | None, crop_size: int | None, path: str) -> int:
+    if crop_size is not None and not 32 <= crop_size <= MAX_CROP_SIZE:
+        raise InputError(f"--crop-size must be a multiple of 32 in [32, {MAX_CROP_SIZE}], got {crop_size}",
+                         path)
     if side is not None and crop_size is not None and crop_size != side * 32:
         raise InputError(f"the checkpoint's latent grid is {side}×{side}, i.e. crop_size {side * 32}, "
                          f"not {crop_size}", path)
     size = crop_size or (side * 32 if side else 256)
-    if size % 32:
-        raise InputError(f"crop_size must be a multiple of 32, got {size}", path)
+    if size % 32 or size > MAX_CROP_SIZE:
+        raise InputError(f"crop_size must be a multiple of 32 in [32, {MAX_CROP_SIZE}], got {size}", path)
     return size
+
+
+def _latent_side(fc_out: int, ngf: int, what: str, where: str) -> int:
+    """The latent grid side ``s`` with ``fc_out = 16·ngf·s²`` (the VAE generators' fc)."""
+    side = math.isqrt(fc_out // (16 * ngf))
+    if side < 1 or 16 * ngf * side * side != fc_out:
+        raise InputError(f"this is not {what}: fc.weight has {fc_out} outputs, not 16·ngf·s² for ngf = {ngf}",
+                         where)
+    return side
+
+
+def _ngf(width: int, per: int, key: str, what: str, where: str) -> int:
+    if width < per or width % per:
+        raise InputError(f"this is not {what}: {key} has {width} output channels, not a positive multiple "
+                         f"of {per}", where)
+    return width // per
+
+
+def _released(path: str | os.PathLike[str], what: str) -> Tensors:
+    """The released state dict, its tensors checked, spectral norm folded."""
+    state = read_released(path)
+    check_tensors(state, what, str(path))
+    return fold_spectral_norm(state, what, str(path))
 
 
 def spade_from_nvlabs(path: str | os.PathLike[str], crop_size: int | None = None) -> spade.SPADEGenerator:
     """NVlabs' SPADE COCO generator as a :class:`~reference_pipeline.synthesize.spade.SPADEGenerator`."""
-    where = str(path)
-    state = fold_spectral_norm(read_released(path))
+    where, what = str(path), "a SPADE COCO generator"
+    state = _released(path, what)
     if "fc.weight" not in state or "head_0.norm_0.mlp_shared.0.weight" not in state:
         raise InputError("not an NVlabs SPADEGenerator state_dict (no fc / head_0.norm_0 weights)", where)
     if any(k.startswith("up_4.") for k in state):
         raise InputError("num_upsampling_layers='most' (up_4) is not supported; the COCO model uses "
                          "'normal'", where)
-    fc = state["fc.weight"]
+    fc = tensor(state, "fc.weight", (2, 4), what, where)
+    mlp = tensor(state, "head_0.norm_0.mlp_shared.0.weight", (4,), what, where)
     use_vae = fc.ndim == 2
-    ngf = state["head_0.conv_0.weight"].shape[0] // 16
-    side = math.isqrt(fc.shape[0] // (16 * ngf)) if use_vae else None
-    _check_channels(state["head_0.norm_0.mlp_shared.0.weight"].shape[1], where)
+    ngf = _ngf(tensor(state, "head_0.conv_0.weight", (4,), what, where).shape[0], 16,
+               "head_0.conv_0.weight", what, where)
+    side = _latent_side(fc.shape[0], ngf, what, where) if use_vae else None
+    _check_channels(mlp.shape[1], where)
     config = spade.SpadeConfig(
-        ngf=ngf, z_dim=fc.shape[1] if use_vae else spade.SpadeConfig.z_dim,
-        nhidden=state["head_0.norm_0.mlp_shared.0.weight"].shape[0],
+        ngf=ngf, z_dim=fc.shape[1] if use_vae else spade.SpadeConfig.z_dim, nhidden=mlp.shape[0],
         crop_size=_crop_size(side, crop_size, where),
         norm="batch" if "head_0.norm_0.param_free_norm.running_mean" in state else "instance",
         use_vae=use_vae)
-    model = spade.SPADEGenerator(config)
-    _load_strict(model, state, f"an NVlabs SPADE generator of {config}", where)
-    return model.eval()
+    return build_checked(spade.SPADEGenerator, config, state, f"an NVlabs SPADE generator of {config}",
+                         where).eval()
 
 
 def ccfpse_from_release(path: str | os.PathLike[str],
                         crop_size: int | None = None) -> ccfpse.CondConvGenerator:
     """CC-FPSE's released COCO generator as a :class:`~.ccfpse.CondConvGenerator`."""
-    where = str(path)
-    state = fold_spectral_norm(read_released(path))
+    where, what = str(path), "a CC-FPSE COCO generator"
+    state = _released(path, what)
     if "labelenc1.0.0.weight" not in state or "fc.weight" not in state:
         raise InputError("not a CC-FPSE CondConvGenerator state_dict (no labelenc1 / fc weights)", where)
     if any(k.startswith(("labelenc7.", "labellat6.")) for k in state):
@@ -137,17 +158,17 @@ def ccfpse_from_release(path: str | os.PathLike[str],
     if state["fc.weight"].ndim != 2:
         raise InputError("a CC-FPSE generator trained without --use_vae (its fc is a convolution) is not "
                          "supported; the released COCO model uses --use_vae", where)
-    _check_channels(state["labelenc1.0.0.weight"].shape[1], where)
+    labelenc = tensor(state, "labelenc1.0.0.weight", (4,), what, where)
+    _check_channels(labelenc.shape[1], where)
     # BatchNorms CC-FPSE builds but never calls (see the ccfpse module doc): not part of the model
     state = {k: v for k, v in state.items() if not any(f".{unused}" in k for unused in CCFPSE_UNUSED_NORMS)}
-    ngf = state["labelenc1.0.0.weight"].shape[0]
-    side = math.isqrt(state["fc.weight"].shape[0] // (16 * ngf))
+    ngf = _ngf(labelenc.shape[0], 1, "labelenc1.0.0.weight", what, where)
+    side = _latent_side(state["fc.weight"].shape[0], ngf, what, where)
+    nhidden = tensor(state, "head_0.gen_weights1.0.weight", (2, 4), what, where).shape[0]
     config = ccfpse.CcfpseConfig(ngf=ngf, z_dim=state["fc.weight"].shape[1],
-                                 crop_size=_crop_size(side, crop_size, where),
-                                 nhidden=state["head_0.gen_weights1.0.weight"].shape[0])
-    model = ccfpse.CondConvGenerator(config)
-    _load_strict(model, state, f"a CC-FPSE COCO generator of {config}", where)
-    return model.eval()
+                                 crop_size=_crop_size(side, crop_size, where), nhidden=nhidden)
+    return build_checked(ccfpse.CondConvGenerator, config, state, f"a CC-FPSE COCO generator of {config}",
+                         where).eval()
 
 
 def write_converted(model: nn.Module, out: str | os.PathLike[str], save: Callable[[Any, Path], None]) -> Path:

@@ -180,18 +180,9 @@ def load_generator(path: str | os.PathLike[str]) -> SPADEGenerator:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise InputError(f"not a {CHECKPOINT_FORMAT} checkpoint (format: {found!r})", str(path),
                          hint="convert NVlabs' latest_net_G.pth with `trecs-eval pipeline convert-spade`")
-    try:
-        config = SpadeConfig(**ckpt["config"])
-    except TypeError as err:
-        raise InputError(f"bad SPADE config ({err})", str(path), field="config") from err
-    model = SPADEGenerator(config)
-    state = ckpt["state_dict"]
-    try:
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as err:
-        raise InputError(f"checkpoint does not fit the SPADE generator {config} ({str(err)[:300]})",
-                         str(path), field="state_dict") from err
-    return model.eval()
+    from reference_pipeline.synthesize.checked import from_project_checkpoint
+
+    return from_project_checkpoint(ckpt, SpadeConfig, SPADEGenerator, "a SPADE generator", str(path)).eval()
 
 
 def network_input(labels: np.ndarray, instances: np.ndarray, size: int) -> torch.Tensor:

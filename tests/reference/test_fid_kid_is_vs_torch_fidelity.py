@@ -30,9 +30,12 @@ FID_REL_TOL_VS_TORCH_FIDELITY = 1e-5
 # torch-fidelity evaluates the cubic kernel and its sums in float32 (kernel values ~2, so float32
 # round-off ~2e-7 per entry); we use float64. Same subsets (same RandomState stream).
 KID_ABS_TOL_VS_TORCH_FIDELITY = 1e-6
-# Both compute IS in float64 from the same float32 logits with the same permutation and chunks;
-# only summation order differs.
-IS_REL_TOL_VS_TORCH_FIDELITY = 1e-9
+# Both compute IS in float64 with the same permutation and chunks, but the float32 logits differ
+# in round-off: torch-fidelity's come from one batched matmul, ours from one matrix-vector product
+# per image (so that an image's logits do not depend on its batch); measured 6.5e-8 relative on IS.
+IS_REL_TOL_VS_TORCH_FIDELITY = 1e-6
+# The same float32 logits given to both: only the float64 summation order differs.
+IS_REL_TOL_SAME_LOGITS = 1e-9
 SEED = 7
 KID_SUBSET_SIZE = 50
 
@@ -97,4 +100,4 @@ def test_pure_metric_functions_match_torch_fidelity_on_random_features() -> None
     is_theirs = isc_features_to_metric(torch.from_numpy(logits), splits=10, shuffle=True, rng_seed=SEED)
     score = logits_to_inception_score(logits, seed=SEED)
     assert abs(score.mean - is_theirs["inception_score_mean"]) <= (
-        IS_REL_TOL_VS_TORCH_FIDELITY * is_theirs["inception_score_mean"])
+        IS_REL_TOL_SAME_LOGITS * is_theirs["inception_score_mean"])

@@ -82,6 +82,10 @@ def run_report(args: argparse.Namespace) -> int:
     if args.gallery_size < 0:
         raise ConfigError(f"--gallery-size must be >= 0, got {args.gallery_size}")
     formats = _formats(args.format)
+    if args.run is not None and args.out is None:
+        from trecs_eval.confine import register_root
+
+        register_root(args.run)  # RUN/report/ is written: never through a link out of the run folder
     for fmt in formats:
         text = _render(args, fmt)
         path = _destination(args, fmt, len(formats) > 1)

@@ -35,6 +35,7 @@ from types import ModuleType
 from tqdm import tqdm
 
 from trecs_eval.atomic import atomic_write
+from trecs_eval.confine import check_inside, read_plain
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.device import resolve_device
 from trecs_eval.errors import TrecsEvalError
@@ -68,6 +69,7 @@ class GenerationWorker:
         self.system, self.run_dir = recipe.system, Path(run_dir)
         self.generator = recipe.factory(recipe.params, context)
         parts = provenance_parts_dir(self.run_dir, self.system)
+        check_inside(self.run_dir, parts / "_")
         parts.mkdir(parents=True, exist_ok=True)
         self.part = parts / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
 
@@ -87,13 +89,15 @@ def merge_provenance_parts(run_dir: Path, system: str) -> int:
     the parts are removed). A line already there is not added again (a merge interrupted between
     the rewrite and the removal); a torn last line of a killed worker is dropped. Returns the
     number of lines added."""
-    parts = sorted(provenance_parts_dir(run_dir, system).glob("*.jsonl"))
+    folder = provenance_parts_dir(run_dir, system)
+    parts = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
     if not parts:
         return 0
+    check_inside(run_dir, parts[0])  # parts are read and deleted: never through a link out
     target = provenance_path(run_dir, system)
-    lines = target.read_text(encoding="utf-8").splitlines() if target.is_file() else []
+    lines = (read_plain(target, run_dir) or "").splitlines()
     seen = set(lines)
-    added = [line for part in parts for line in part.read_text(encoding="utf-8").splitlines()
+    added = [line for part in parts for line in (read_plain(part, run_dir) or "").splitlines()
              if line not in seen and _is_json(line)]
     with atomic_write(target, "w", encoding="utf-8", fsync=True) as fh:
         fh.write("".join(f"{line}\n" for line in [*lines, *dict.fromkeys(added)]))
@@ -105,7 +109,7 @@ def merge_provenance_parts(run_dir: Path, system: str) -> int:
 def _is_json(line: str) -> bool:
     try:
         json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return False
     return True
 

@@ -6,7 +6,7 @@ PyTorch), loaded from a weights file (see :mod:`trecs_eval.features.weights`). P
 ``logits_unbiased`` (IS; no bias, as the TF graph). Images are preprocessed by the named mode
 (:mod:`trecs_eval.features.images`) in loader workers; the rest of the forward pass is
 torch-fidelity's, step for step: ``x = (x - 128) / 128``, the Inception blocks, average pool,
-``logits = pool @ fc.weight.T``.
+``logits = pool @ fc.weight.T``, one image at a time (:func:`row_logits`).
 
 Weights in NVIDIA's TorchScript format (the ``weights`` extra) are re-keyed into the same
 network (:mod:`trecs_eval.features.weight_files`); they have no classifier, so ``logits`` is then
@@ -120,7 +120,17 @@ def inception_forward(model: FeatureExtractorInceptionV3, x: torch.Tensor, logit
     for name in _BLOCKS:
         x = getattr(model, name)(x)
     pool = torch.flatten(x, 1)
-    return pool, (pool.mm(model.fc.weight.T) if logits else pool.new_zeros((len(pool), 0)))
+    return pool, (row_logits(pool, model.fc.weight) if logits else pool.new_zeros((len(pool), 0)))
+
+
+def row_logits(pool: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``pool @ weight.T`` one image at a time. A batched matmul rounds each row differently with
+    the batch's size and the row's place in it (up to 1e-4 on these logits, measured), so an image's
+    logits, and IS, would depend on which images shared its batch: on where a killed run was cut,
+    on what the cache already held. A matrix-vector product per row does not (~1 % of a forward)."""
+    if not len(pool):
+        return pool.new_zeros((0, weight.shape[0]))
+    return torch.stack([torch.mv(weight, row) for row in pool])
 
 
 @dataclass

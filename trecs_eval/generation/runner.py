@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from trecs_eval.atomic import atomic_write
+from trecs_eval.atomic import atomic_write, ensure_dir
+from trecs_eval.confine import append_plain, check_inside, read_plain
 from trecs_eval.data.evalset import EvalItem
 from trecs_eval.errors import ConfigError, TrecsEvalError
 from trecs_eval.generation.protocol import Generation, Generator, item_seed
@@ -113,7 +113,8 @@ def prepare_output_dirs(run_dir: Path, system: str) -> None:
     """Create the system's folders and remove temp files a killed run left (call it only while no
     other process writes this system's items)."""
     for folder in (run_dir / IMAGES_DIR / system, run_dir / CANVASES_DIR / system, run_dir / PROVENANCE_DIR):
-        folder.mkdir(parents=True, exist_ok=True)
+        check_inside(run_dir, folder / "_")  # a link out of the run folder: refused, nothing written
+        ensure_dir(folder)  # a file in the way: one line naming it
         _remove_stale_temp_files(folder)
 
 
@@ -175,12 +176,14 @@ def _check_batch(system: str, generator: Generator, batch: Sequence[EvalItem],
 
 
 def _write_item(run_dir: Path, system: str, item_id: str, generation: Generation) -> None:
-    # canvases first, the image last: an existing image means the whole item is on disk
+    # canvases first, the image last: an existing image means the whole item is on disk; each
+    # folder is resolved again before the write (a link made while the run works is refused too)
     if generation.canvas is not None:
-        write_png_atomic(canvas_path(run_dir, system, item_id), generation.canvas)
+        write_png_atomic(check_inside(run_dir, canvas_path(run_dir, system, item_id)), generation.canvas)
     if generation.instances is not None:
-        write_png_atomic(instances_path(run_dir, system, item_id), generation.instances.astype(np.uint16))
-    write_png_atomic(image_path(run_dir, system, item_id), generation.image)
+        write_png_atomic(check_inside(run_dir, instances_path(run_dir, system, item_id)),
+                         generation.instances.astype(np.uint16))
+    write_png_atomic(check_inside(run_dir, image_path(run_dir, system, item_id)), generation.image)
 
 
 # zlib level 1: lossless like any level, 2x faster to write than PIL's default 6 (1.3 vs 2.8 ms
@@ -228,23 +231,25 @@ def _append_provenance(run_dir: Path, system: str, generator: Generator, item_id
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 6),
     }
-    with open(path or provenance_path(run_dir, system), "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_plain(path or provenance_path(run_dir, system), json.dumps(record, sort_keys=True) + "\n",
+                 run_dir, fsync=True)
 
 
 def read_provenance(run_dir: Path, system: str) -> list[dict[str, Any]]:
     """The provenance records of ``system``; a torn last line (killed mid-write) is skipped."""
     path = provenance_path(run_dir, system)
-    if not path.is_file():
-        return []
+    text = read_plain(path, run_dir)  # never through a link
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in (text or "").splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except (ValueError, RecursionError):  # JSONDecodeError, a huge integer, deep nesting
             log.warning("%s: skipping a torn provenance line (a run was killed while writing it)", path)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            log.warning("%s: skipping a provenance line that is not a JSON object", path)
     return records
 
 
