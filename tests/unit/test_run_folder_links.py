@@ -231,7 +231,7 @@ def test_force_ignores_written_log_lines_that_point_elsewhere(tmp_path):
 
 @pytest.mark.parametrize("bookkeeping", ["config.hash", "config.toml"])
 def test_a_folder_needs_both_hash_and_config_to_be_adopted(tmp_path, bookkeeping):
-    """A wave-1 run folder has config.hash *and* a readable config.toml; one of them is not enough."""
+    """A run folder without the marker is adopted only with config.hash *and* a readable config.toml."""
     run_dir = claim_run_dir(config(tmp_path / "made"))
     release_run_dir(run_dir)
     user = tmp_path / "user-run"
