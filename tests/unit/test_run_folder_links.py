@@ -99,13 +99,13 @@ def test_force_does_not_delete_through_a_linked_system_folder(tmp_path):
 
 
 def test_generation_never_writes_into_a_linked_system_folder(tmp_path):
-    run_dir = adopt_run_dir(tmp_path / "run")
+    """The runner checks by itself: a Ray worker writes into a run folder its process never claimed."""
+    run_dir = tmp_path / "run"
     photos = user_folder(tmp_path, "holiday.png", ".draft.tmp")  # named like our temp files
-    (run_dir / "images").mkdir()
+    (run_dir / "images").mkdir(parents=True)
     (run_dir / "images" / "noise").symlink_to(photos, target_is_directory=True)
     with pytest.raises(OutsideRunDirError, match=r"images/noise leads to"):
         generate_system(run_dir, "noise", noise(), make_items(2), seed=0, progress=False)
-    release_run_dir(run_dir)
     assert snapshot(photos) == {".draft.tmp": USER_BYTES, "holiday.png": USER_BYTES}
     assert not (run_dir / "provenance" / "noise.jsonl").exists()
 
@@ -231,7 +231,7 @@ def test_force_ignores_written_log_lines_that_point_elsewhere(tmp_path):
 
 @pytest.mark.parametrize("bookkeeping", ["config.hash", "config.toml"])
 def test_a_folder_needs_both_hash_and_config_to_be_adopted(tmp_path, bookkeeping):
-    """A wave-1 run folder has config.hash *and* a readable config.toml; one of them is not enough."""
+    """A run folder without the marker is adopted only with config.hash *and* a readable config.toml."""
     run_dir = claim_run_dir(config(tmp_path / "made"))
     release_run_dir(run_dir)
     user = tmp_path / "user-run"
