@@ -106,9 +106,21 @@ def _dropped_text(no_a: np.ndarray, no_b: np.ndarray, what: str) -> str:
             f"run B: {int(no_b.sum())})")
 
 
-def _enough_clusters(labels: Sequence[str]) -> str:
+def _too_few_clusters(labels: Sequence[str]) -> str:
+    """Why a paired test is impossible (fewer than 2 images), or "" when it is possible."""
     found = len(set(labels))
     return "" if found >= 2 else f"{found} image(s) with a value in both runs; a paired test needs at least 2"
+
+
+def _paired_items(a: LoadedRun, items: Sequence[str], no_a: np.ndarray, no_b: np.ndarray, what: str
+                  ) -> tuple[np.ndarray, list[str], str] | str:
+    """The items with a value in both runs (mask, ids, what was dropped), or why no test is possible."""
+    keep = ~(no_a | no_b)
+    kept = [item for item, k in zip(items, keep, strict=True) if k]
+    dropped = _dropped_text(no_a, no_b, what) if not keep.all() else ""
+    if too_few := _too_few_clusters(clusters(a, kept)):
+        return f"{too_few}{'; ' + dropped if dropped else ''}"
+    return keep, kept, dropped
 
 
 def feature_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Sequence[str],
@@ -125,7 +137,7 @@ def feature_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Se
         splits_a, splits_b = _is_splits(feats_a, result_a), _is_splits(feats_b, result_b)
         test = intervals.paired_split_test(splits_a, splits_b, alpha)
         return Found(float(splits_a.mean()), float(splits_b.mean()), test, len(items))
-    if too_few := _enough_clusters(clusters(a, items)):
+    if too_few := _too_few_clusters(clusters(a, items)):
         return too_few
     if key not in references:  # one ReferenceSet per array: its factor / kernel terms are computed once
         reference = a.features(REFERENCE_FEATURES)
@@ -153,12 +165,10 @@ def sample_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Seq
     if va is None or vb is None:
         which = " and ".join(name for name, v in (("A", va), ("B", vb)) if v is None)
         return f"no samples.parquet column {metric!r} in run {which}"
-    no_a, no_b = ~np.isfinite(va), ~np.isfinite(vb)
-    keep = ~(no_a | no_b)
-    kept = [item for item, k in zip(items, keep, strict=True) if k]
-    dropped = _dropped_text(no_a, no_b, "a value") if not keep.all() else ""
-    if too_few := _enough_clusters(clusters(a, kept)):
-        return f"{too_few}{'; ' + dropped if dropped else ''}"
+    paired = _paired_items(a, items, ~np.isfinite(va), ~np.isfinite(vb), "a value")
+    if isinstance(paired, str):
+        return paired
+    keep, kept, dropped = paired
     test = paired_delta_test(mean_influence(va[keep]), mean_influence(vb[keep]), alpha, clusters(a, kept))
     return Found(float(va[keep].mean()), float(vb[keep].mean()), test, len(kept),
                  int((~keep).sum()), dropped)
@@ -171,12 +181,10 @@ def pooled_test(a: LoadedRun, b: LoadedRun, system: str, metric: str, items: Seq
     counts_a, counts_b = (_aligned(run, system, info.feature_key, items) for run in (a, b))
     if counts_a is None or counts_b is None:
         return _missing_key(a, b, system, info.feature_key)
-    no_a, no_b = ~pooled.has_value(counts_a), ~pooled.has_value(counts_b)
-    keep = ~(no_a | no_b)
-    kept = [item for item, k in zip(items, keep, strict=True) if k]
-    dropped = _dropped_text(no_a, no_b, "a gold map") if not keep.all() else ""
-    if too_few := _enough_clusters(clusters(a, kept)):
-        return f"{too_few}{'; ' + dropped if dropped else ''}"
+    paired = _paired_items(a, items, ~pooled.has_value(counts_a), ~pooled.has_value(counts_b), "a gold map")
+    if isinstance(paired, str):
+        return paired
+    keep, kept, dropped = paired
     found_a = pooled.pooled_influence(counts_a[keep], info.statistic)
     found_b = pooled.pooled_influence(counts_b[keep], info.statistic)
     test = paired_delta_test(found_a, found_b, alpha, clusters(a, kept))
