@@ -69,7 +69,8 @@ def read_mutations(path: Path) -> list[Mutation]:
     out = []
     for i, entry in enumerate(entries):
         for key, kind in FIELDS.items():
-            if not isinstance(entry.get(key), kind) or not entry[key]:
+            # an empty ``replace`` is allowed: deleting a guard is a mutation too
+            if not isinstance(entry.get(key), kind) or (not entry[key] and key != "replace"):
                 raise MutationFileError(f"{path}: mutation[{i}] ({entry.get('name', '?')}): field "
                                         f"{key!r} must be a non-empty {kind.__name__}")
         if entry["find"] == entry["replace"]:
